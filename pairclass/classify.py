@@ -1,0 +1,467 @@
+"""The pairwise cross-variance classifier: per-pair dimension selection plus an array-wide bracket."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from .crossvar import GroupStats, cross_ratio_from_stats, top_k_dims
+from .tournament import bracket_orders, run_bracket
+
+__all__ = ["PairwiseClassifier", "Decision", "baseline_scores", "pair_index", "l2_normalize"]
+
+# Rows per chunk: bounds the temporaries (chunk x classes, chunk x pairs) whatever N is.
+_CHUNK_ELEMENTS = 1 << 23
+# Cost of gathering one value, in multiply-adds of a matrix product (decides how matches are scored).
+_GATHER_COST = 64
+
+
+def pair_index(a, b, n_classes):
+    """Index of the unordered pair {a, b} (a != b) in the row-major upper triangle.
+
+    Examples
+    --------
+    >>> pair_index(np.array([0, 0, 1, 2]), np.array([1, 2, 2, 1]), 3).tolist()
+    [0, 1, 2, 2]
+    """
+    lo = np.minimum(a, b)
+    hi = np.maximum(a, b)
+    return lo * (2 * n_classes - lo - 1) // 2 + (hi - lo - 1)
+
+
+def l2_normalize(X, *, name="X"):
+    """Row-normalise ``X``; an all-zero row is a ``ValueError`` naming the first one."""
+    norms = np.linalg.norm(X, axis=1)
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        raise ValueError(f"{name} has {zero.size} all-zero row(s), first at row {zero[0]}")
+    return X / norms[:, None].astype(X.dtype)
+
+
+def _row_chunks(n_rows, width):
+    step = max(256, _CHUNK_ELEMENTS // max(width, 1))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(start + step, n_rows))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Per-item outputs of :meth:`PairwiseClassifier.decide` (class indices into ``classes_``).
+
+    Attributes
+    ----------
+    pred : ndarray of shape (n_items,)
+        Bracket winner.
+    confidence : ndarray of shape (n_items,)
+        Cosine margin of the final match, measured on that pair's dimensions.
+    baseline_pred : ndarray of shape (n_items,)
+        Full-embedding cosine argmax.
+    baseline_top_cos : ndarray of shape (n_items,)
+        Top full-embedding cosine.
+    baseline_margin : ndarray of shape (n_items,)
+        Top minus second full-embedding cosine.
+    """
+
+    pred: np.ndarray
+    confidence: np.ndarray
+    baseline_pred: np.ndarray
+    baseline_top_cos: np.ndarray
+    baseline_margin: np.ndarray
+
+
+class PairwiseClassifier(ClassifierMixin, BaseEstimator):
+    """Zero-shot classifier deciding between classes on the dimensions that separate each pair.
+
+    ``fit`` pseudo-labels the items by full cosine against the class embeddings, keeps the confident
+    ones, and for every pair of classes keeps the ``k`` dimensions with the largest cross ratio
+    between the two pseudo-classes. ``predict`` runs a single-elimination bracket in which each match
+    compares the item's cosine to the two classes on the pair's dimensions only.
+
+    Parameters
+    ----------
+    k : int, default=100
+        Dimensions kept per pair (capped at the embedding width).
+    cos_min : float or None, default=None
+        Items whose top full cosine is below this are left out of the statistics. None keeps all.
+    diff_min : float, default=0.0
+        For the pair (a, b), an item pseudo-labelled a is left out when ``cos_a - cos_b`` is below
+        this (likewise for b). 0 keeps all.
+    candidates : int or None, default=None
+        Play the bracket among each item's top-``candidates`` classes by full cosine. None plays all.
+    min_count : int, default=10
+        A pair whose either side has fewer confident items falls back to the full cosine.
+    seed : int, default=0
+        Seeds the bracket's slot permutations.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (``class_names`` given to ``fit``, else ``0..n_classes-1``).
+    class_embeddings_ : ndarray of shape (n_classes, n_features)
+        L2-normalised class embeddings.
+    n_features_in_ : int
+        Embedding width.
+    stats_ : GroupStats
+        Count, sum and sum of squares of the normalised items per pseudo-class (keys ``0..C-1``) and
+        of the items each pair's ``diff_min`` filter leaves out (key ``C + a*C + b``).
+    pair_dims_ : ndarray of shape (n_pairs, k)
+        Selected dimensions per pair ``(a < b)``, in :func:`pair_index` order; -1 rows for fallback pairs.
+    pair_weights_ : ndarray of shape (n_pairs, k)
+        On the pair's dimensions S, ``T[a]_S/|T[a]_S| - T[b]_S/|T[b]_S|``: ``a`` wins when
+        ``x_S @ w >= 0`` (zeros for fallback pairs).
+    fallback_pairs_ : ndarray of shape (n_pairs,), dtype bool
+        Pairs that use the full cosine for lack of confident items.
+    n_fallback_pairs_ : int
+        Number of fallback pairs.
+
+    Examples
+    --------
+    >>> T = np.eye(3)
+    >>> X = np.array([[0.9, 0.1, 0.0], [0.7, 0.0, 0.3], [0.1, 0.8, 0.2],
+    ...               [0.0, 0.9, 0.1], [0.0, 0.3, 0.9], [0.2, 0.1, 0.8]])
+    >>> clf = PairwiseClassifier(k=2, min_count=2).fit(X, T)
+    >>> clf.predict(X).tolist()
+    [0, 0, 1, 1, 2, 2]
+    >>> clf.pair_dims_.shape, clf.n_fallback_pairs_
+    ((3, 2), 0)
+    """
+
+    _parameter_constraints: dict = {
+        "k": [Interval(Integral, 1, None, closed="left")],
+        "cos_min": [Interval(Real, -1, 1, closed="both"), None],
+        "diff_min": [Interval(Real, 0, None, closed="left")],
+        "candidates": [Interval(Integral, 2, None, closed="left"), None],
+        "min_count": [Interval(Integral, 2, None, closed="left")],
+        "seed": [Interval(Integral, 0, None, closed="left")],
+    }
+
+    def __init__(self, k=100, *, cos_min=None, diff_min=0.0, candidates=None, min_count=10, seed=0):
+        self.k = k
+        self.cos_min = cos_min
+        self.diff_min = diff_min
+        self.candidates = candidates
+        self.min_count = min_count
+        self.seed = seed
+
+    # ------------------------------------------------------------------ fitting
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, class_embeddings, *, class_names=None, pseudo_labels=None):
+        """Learn the per-pair dimensions from the unlabelled items ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_items, n_features)
+        class_embeddings : array-like of shape (n_classes, n_features)
+        class_names : sequence of str, optional
+            Labels returned by ``predict``.
+        pseudo_labels : array-like of shape (n_items,), optional
+            Class index per item to group the statistics by, -1 to leave the item out. Default: each
+            item's full-cosine argmax. (Co-training passes the classes two views agree on.)
+
+        Returns
+        -------
+        self
+        """
+        X = self._start(X, class_embeddings, class_names)
+        self.stats_ = self._item_stats(X, pseudo_labels)
+        self._select_dims()
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, class_embeddings=None, *, class_names=None, pseudo_labels=None):
+        """Add a batch's statistics and re-select the dimensions.
+
+        ``class_embeddings`` is required on the first call; the statistics are sums, so any split into
+        batches gives the same dimensions as one ``fit``.
+        """
+        if not hasattr(self, "stats_"):
+            if class_embeddings is None:
+                raise ValueError("class_embeddings is required on the first call to partial_fit")
+            X = self._start(X, class_embeddings, class_names)
+            self.stats_ = self._item_stats(X, pseudo_labels)
+        else:
+            if class_embeddings is not None:
+                T = l2_normalize(check_array(class_embeddings, dtype=np.float64), name="class_embeddings")
+                if T.shape != self.class_embeddings_.shape or not np.allclose(T, self.class_embeddings_):
+                    raise ValueError("class_embeddings differ from those of the first partial_fit call")
+            X = self._check_X(X)
+            self.stats_ = self.stats_ + self._item_stats(X, pseudo_labels)
+        self._select_dims()
+        return self
+
+    def _start(self, X, class_embeddings, class_names):
+        X = validate_data(self, X, reset=True, dtype=[np.float32, np.float64])
+        T = check_array(class_embeddings, dtype=np.float64, input_name="class_embeddings")
+        if T.shape[0] < 2:
+            raise ValueError(f"class_embeddings needs at least 2 classes; got {T.shape[0]}")
+        if T.shape[1] != X.shape[1]:
+            raise ValueError(
+                f"class_embeddings has {T.shape[1]} features, but X has {X.shape[1]} features"
+            )
+        self.class_embeddings_ = l2_normalize(T, name="class_embeddings")
+        if class_names is None:
+            self.classes_ = np.arange(T.shape[0])
+        else:
+            self.classes_ = np.asarray(class_names)
+            if self.classes_.shape != (T.shape[0],):
+                raise ValueError(
+                    f"class_names has {self.classes_.size} names for {T.shape[0]} class embeddings"
+                )
+            if np.unique(self.classes_).size != self.classes_.size:
+                raise ValueError("class_names has duplicates")
+        return X
+
+    def _check_X(self, X):
+        return validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+
+    def _cosines(self, X, rows):
+        return _cosines(X, rows, self.class_embeddings_.astype(X.dtype, copy=False))
+
+    def _item_stats(self, X, pseudo_labels=None):
+        C = self.class_embeddings_.shape[0]
+        if pseudo_labels is not None:
+            pseudo_labels = np.asarray(pseudo_labels)
+            if pseudo_labels.shape != (X.shape[0],) or not np.isin(pseudo_labels, np.arange(-1, C)).all():
+                raise ValueError(f"pseudo_labels must hold one class index in [-1, {C}) per item")
+        stats = GroupStats.empty(X.shape[1])
+        for rows in _row_chunks(X.shape[0], max(C, X.shape[1])):
+            chunk = X[rows]
+            cos, norms = self._cosines(X, rows)
+            top = cos.argmax(axis=1) if pseudo_labels is None else pseudo_labels[rows]
+            keep = top >= 0
+            top_cos = cos[np.arange(top.size), top]
+            if self.cos_min is not None:
+                keep &= top_cos >= self.cos_min
+            inv_norm = (1 / norms).astype(chunk.dtype)
+            kept = chunk if keep.all() else chunk[keep]
+            stats = stats + GroupStats.from_rows(kept, top[keep], inv_norm[keep])
+            if self.diff_min > 0:
+                close = (top_cos[:, None] - cos) < self.diff_min
+                close[np.arange(top.size), top] = False
+                close &= keep[:, None]
+                item, other = np.nonzero(close)
+                if item.size:
+                    stats = stats + GroupStats.from_rows(chunk[item], C + top[item] * C + other, inv_norm[item])
+        return stats
+
+    def _select_dims(self):
+        T = self.class_embeddings_
+        C, D = T.shape
+        k = min(self.k, D)
+        a, b = np.triu_indices(C, 1)
+        n_pairs = a.size
+        self.pair_dims_ = np.full((n_pairs, k), -1, dtype=np.int64)
+        self.pair_weights_ = np.zeros((n_pairs, k), dtype=np.float32)
+        self.fallback_pairs_ = np.zeros(n_pairs, dtype=bool)
+        for rows in _row_chunks(n_pairs, 16 * D):
+            pa, pb = a[rows], b[rows]
+            n_a, s_a, ss_a = self._side_stats(pa, pb)
+            n_b, s_b, ss_b = self._side_stats(pb, pa)
+            fallback = np.minimum(n_a, n_b) < self.min_count
+            dims = top_k_dims(cross_ratio_from_stats(n_a, s_a, ss_a, n_b, s_b, ss_b), k)
+            Ta = np.take_along_axis(T[pa], dims, axis=1)
+            Tb = np.take_along_axis(T[pb], dims, axis=1)
+            w = Ta / _safe_norm(Ta) - Tb / _safe_norm(Tb)
+            dims[fallback] = -1
+            w[fallback] = 0
+            self.pair_dims_[rows] = dims
+            self.pair_weights_[rows] = w
+            self.fallback_pairs_[rows] = fallback
+        self.n_fallback_pairs_ = int(self.fallback_pairs_.sum())
+
+    def _side_stats(self, own, other):
+        """Statistics of class ``own``'s confident items minus those the pair's diff filter drops."""
+        C = self.class_embeddings_.shape[0]
+        n, s, ss = self.stats_.lookup(own)
+        n_x, s_x, ss_x = self.stats_.lookup(C + own * C + other)
+        return n - n_x, s - s_x, ss - ss_x
+
+    # --------------------------------------------------------------- predicting
+    def decide(self, X):
+        """Bracket winner, its confidence and the cosine baseline for every item, in one pass.
+
+        Returns
+        -------
+        Decision
+        """
+        check_is_fitted(self)
+        X = self._check_X(X)
+        C = self.class_embeddings_.shape[0]
+        m = C if self.candidates is None else min(self.candidates, C)
+        orders = bracket_orders(m, np.random.default_rng(self.seed))
+        n = X.shape[0]
+        out = {f: np.empty(n, dtype) for f, dtype in _DECISION_DTYPES.items()}
+        n_pairs, k = self.pair_dims_.shape
+        # Scoring every pair with one matrix product beats gathering each match's dimensions
+        # while the pairs are few.
+        W = self._dense_weights(X.dtype) if n_pairs * X.shape[1] <= _GATHER_COST * (m - 1) * k else None
+        width = max(C, X.shape[1], n_pairs if W is not None else m * k)
+        for rows in _row_chunks(n, width):
+            chunk = X[rows]
+            cos, _ = self._cosines(X, rows)
+            cands = _top_candidates(cos, m)
+            if W is None:
+                play = lambda r, a, b: self._margins(chunk, cos, r, a, b) >= 0  # noqa: E731
+            else:
+                play = _lookup_play(chunk @ W.T, C)
+            winner, runner_up = run_bracket(cands, play, orders)
+            every = np.arange(winner.size)
+            out["pred"][rows] = winner
+            out["confidence"][rows] = self._margins(chunk, cos, every, winner, runner_up)
+            out["baseline_pred"][rows], out["baseline_top_cos"][rows], out["baseline_margin"][rows] = (
+                _top_two(cos)
+            )
+        return Decision(**out)
+
+    def _dense_weights(self, dtype):
+        """Pair weights scattered to full width: row p scores pair p as ``x @ W[p]`` (same sign as the
+        margin; fallback pairs use the full class embeddings)."""
+        T = self.class_embeddings_
+        a, b = np.triu_indices(T.shape[0], 1)
+        W = T[a] - T[b]
+        keep = ~self.fallback_pairs_
+        selected = np.zeros((int(keep.sum()), T.shape[1]))
+        np.put_along_axis(selected, self.pair_dims_[keep], self.pair_weights_[keep], axis=1)
+        W[keep] = selected
+        return W.astype(dtype)
+
+    def _margins(self, chunk, cos, rows, a, b):
+        """``cos_S(x, a) - cos_S(x, b)`` for each match, S the pair's dimensions; ties favour the lower class.
+
+        Vectorised over matches: gathers each item's values on its pair's dimensions.
+        """
+        C = self.class_embeddings_.shape[0]
+        p = pair_index(a, b, C)
+        dims = self.pair_dims_[p]
+        xs = chunk[rows[:, None], np.maximum(dims, 0)]
+        norm = np.maximum(np.linalg.norm(xs, axis=1), np.finfo(np.float32).tiny)
+        lo_minus_hi = np.einsum("ij,ij->i", xs, self.pair_weights_[p]) / norm
+        fallback = self.fallback_pairs_[p]
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        lo_minus_hi[fallback] = cos[rows[fallback], lo[fallback]] - cos[rows[fallback], hi[fallback]]
+        # The lower class wins exact ties, so a tie is a (tiny) positive margin for it.
+        lo_minus_hi = np.where(lo_minus_hi == 0, np.finfo(np.float32).tiny, lo_minus_hi)
+        return np.where(a == lo, lo_minus_hi, -lo_minus_hi)
+
+    def pair_margins(self, X):
+        """Every pair's match margin for every item (a full round robin, not the bracket).
+
+        Returns
+        -------
+        ndarray of shape (n_items, n_pairs)
+            ``cos_S(x, a) - cos_S(x, b)`` for the pair ``a < b`` at column ``pair_index(a, b, C)``,
+            S the pair's dimensions (the full embedding for fallback pairs).
+        """
+        check_is_fitted(self)
+        X = self._check_X(X)
+        C = self.class_embeddings_.shape[0]
+        a, b = np.triu_indices(C, 1)
+        out = np.empty((X.shape[0], a.size), dtype=np.float32)
+        for rows in _row_chunks(X.shape[0], max(a.size * self.pair_dims_.shape[1], X.shape[1])):
+            cos, _ = self._cosines(X, rows)
+            n = cos.shape[0]
+            r = np.repeat(np.arange(n), a.size)
+            out[rows] = self._margins(X[rows], cos, r, np.tile(a, n), np.tile(b, n)).reshape(n, a.size)
+        return out
+
+    def predict(self, X):
+        """Class of each item by the pairwise bracket.
+
+        Returns
+        -------
+        ndarray of shape (n_items,)
+        """
+        pred = self.decide(X).pred
+        return self.classes_[pred]
+
+    def predict_baseline(self, X):
+        """Class of each item by full-embedding cosine argmax.
+
+        Returns
+        -------
+        ndarray of shape (n_items,)
+        """
+        check_is_fitted(self)
+        X = self._check_X(X)
+        return self.classes_[baseline_scores(X, self.class_embeddings_)[0]]
+
+
+def baseline_scores(X, class_embeddings):
+    """Full-embedding cosine baseline: argmax class, top cosine and top-minus-second margin.
+
+    ``X`` is used as given (no copy); rows need not be normalised. The class embeddings must be.
+
+    Returns
+    -------
+    pred : ndarray of shape (n_items,)
+    top_cos, margin : ndarray of shape (n_items,)
+
+    Examples
+    --------
+    >>> pred, top, margin = baseline_scores(np.array([[2.0, 0.0], [0.0, 3.0]]), np.eye(2))
+    >>> pred.tolist(), top.tolist(), margin.tolist()
+    ([0, 1], [1.0, 1.0], [1.0, 1.0])
+    """
+    n = X.shape[0]
+    pred = np.empty(n, np.int64)
+    top = np.empty(n, np.float32)
+    margin = np.empty(n, np.float32)
+    T = np.asarray(class_embeddings, dtype=X.dtype)
+    for rows in _row_chunks(n, max(T.shape[0], X.shape[1])):
+        pred[rows], top[rows], margin[rows] = _top_two(_cosines(X, rows, T)[0])
+    return pred, top, margin
+
+
+def _top_two(cos):
+    """Argmax, top value and top-minus-second margin per row."""
+    pred = cos.argmax(axis=1)
+    top = cos[np.arange(cos.shape[0]), pred]
+    return pred, top, top - np.partition(cos, -2, axis=1)[:, -2]
+
+
+def _top_candidates(cos, m):
+    """Each row's bracket slots: all classes in index order, or the top-``m`` by cosine, best first."""
+    n, C = cos.shape
+    if m == C:
+        return np.broadcast_to(np.arange(C), (n, C))
+    top = np.argpartition(-cos, m - 1, axis=1)[:, :m]
+    order = np.argsort(-np.take_along_axis(cos, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
+
+
+def _cosines(X, rows, T):
+    """Full cosines of ``X[rows]`` to the rows of ``T``, and the rows' norms."""
+    chunk = X[rows]
+    norms = np.linalg.norm(chunk, axis=1)
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        raise ValueError(f"X has an all-zero row at row {rows.start + zero[0]}")
+    return (chunk @ T.T) / norms[:, None], norms
+
+
+def _lookup_play(pair_scores, n_classes):
+    """A match function over precomputed per-pair scores (the lower class wins at ``score >= 0``)."""
+
+    def play(rows, a, b):
+        lo_wins = pair_scores[rows, pair_index(a, b, n_classes)] >= 0
+        return lo_wins == (a < b)
+
+    return play
+
+
+_DECISION_DTYPES = {
+    "pred": np.int64,
+    "confidence": np.float32,
+    "baseline_pred": np.int64,
+    "baseline_top_cos": np.float32,
+    "baseline_margin": np.float32,
+}
+
+
+def _safe_norm(M):
+    return np.maximum(np.linalg.norm(M, axis=1, keepdims=True), np.finfo(np.float64).tiny)

@@ -1,0 +1,346 @@
+"""The ``pairclass`` command line: parse arguments, call one library entry point, print.
+
+Human-readable output (tables, progress, warnings) goes to stderr; stdout carries only data
+(``--json``). Library input errors become one line, ``Error: ...``, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
+
+from . import __version__
+from .errors import InputError
+from .io import DEFAULT_ID_COL, DEFAULT_VIEWS
+from .methods import DEFAULT_METHOD, METHODS
+
+app = typer.Typer(
+    name="pairclass",
+    help="Zero-shot product classification over CLIP embeddings, decided pair by pair.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+EXIT_INPUT = 2
+
+
+def library_errors(command):
+    """Turn the library's input errors into ``Error: <message>`` on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("default")
+                warnings.showwarning = _show_warning
+                return command(*args, **kwargs)
+        except (InputError, InvalidParameterError, NotFittedError) as e:
+            print(f"Error: {_one_line(e)}", file=sys.stderr)
+            raise typer.Exit(code=EXIT_INPUT) from None
+
+    return wrapper
+
+
+def _one_line(e):
+    return " ".join(str(e).split())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    err.print(f"[yellow]Warning:[/] {_one_line(message)}", highlight=False)
+
+
+def split_list(value: str, what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise typer.BadParameter(f"give at least one {what}")
+    return items
+
+
+def progress_printer(enabled):
+    """A ``progress(message)`` callback for the library: a spinner line on a terminal, else nothing."""
+    if not enabled or not err.is_terminal:
+        return None
+    return lambda message: err.log(message)
+
+
+def _version(value: bool):
+    if value:
+        print(f"pairclass {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = None,
+):
+    """Zero-shot product classification over CLIP embeddings, decided pair by pair."""
+
+
+def _fmt(x):
+    return "-" if x is None else f"{x:.3f}"
+
+
+def render_classify(result):
+    """Methods as rows; per-view accuracy and F1 (with labels) and the views' agreement F1."""
+    table = Table(title=f"pairclass classify: {result.n_items} items, {len(result.classes)} classes")
+    table.add_column("method")
+    has_labels = any("accuracy" in m for m in result.methods.values())
+    if has_labels:
+        for v in result.views:
+            table.add_column(f"accuracy {v}", justify="right")
+        for v in result.views:
+            table.add_column(f"F1 {v}", justify="right")
+    table.add_column("agreement F1", justify="right")
+    for name, m in result.methods.items():
+        cells = [name]
+        if has_labels:
+            cells += [_fmt(m["accuracy"][v]) for v in result.views]
+            cells += [_fmt(m["f1"][v]) for v in result.views]
+        cells.append(_fmt(m["agreement_f1"]))
+        table.add_row(*cells)
+    err.print(table)
+    if result.per_class:
+        per = Table(title="per-class F1")
+        per.add_column("class")
+        per.add_column("support", justify="right")
+        keys = list(result.per_class[0]["f1"])
+        for key in keys:
+            per.add_column(key, justify="right")
+        for row in result.per_class:
+            per.add_row(row["class"], str(row["support"]), *[_fmt(row["f1"][k]) for k in keys])
+        err.print(per)
+    for method, per_view in result.diagnostics.get("fallback_pairs", {}).items():
+        for view, n in per_view.items():
+            if n:
+                err.print(
+                    f"{method} / {view}: {n} of {result.diagnostics['n_pairs']} class pairs had too few "
+                    "confident items and used the full-embedding cosine",
+                    highlight=False,
+                )
+
+
+@app.command()
+@library_errors
+def classify(
+    embeddings: Annotated[Path, typer.Argument(help="Embedding parquet (SQID layout).")],
+    classes: Annotated[
+        Path,
+        typer.Option(help="Class embeddings: parquet with 'name' and 'embedding' (see embed-classes)."),
+    ],
+    pairwise: Annotated[
+        bool, typer.Option("--pairwise/--baseline-only", help="Run the pairwise methods, or the baseline only.")
+    ] = True,
+    method: Annotated[
+        str,
+        typer.Option(
+            help=f"Comma-separated methods beside the baseline: {', '.join(METHODS)}, or all. "
+            f"The default method ({DEFAULT_METHOD}) is also reported as 'default'."
+        ),
+    ] = f"pairwise,{DEFAULT_METHOD}",
+    views: Annotated[
+        str, typer.Option(help="One or two embedding columns, comma-separated.")
+    ] = ",".join(DEFAULT_VIEWS),
+    id_col: Annotated[str, typer.Option(help="Item id column.")] = DEFAULT_ID_COL,
+    label_col: Annotated[Optional[str], typer.Option(help="Catalogue label column: adds accuracy.")] = None,
+    k: Annotated[int, typer.Option(help="Dimensions kept per class pair.")] = 100,
+    cos_min: Annotated[Optional[float], typer.Option(help="Top-cosine cut-off for the pair statistics.")] = None,
+    diff_min: Annotated[float, typer.Option(help="Pair-margin cut-off for the pair statistics.")] = 0.0,
+    candidates: Annotated[
+        Optional[int], typer.Option(help="Play each item's top-M classes only (large class lists).")
+    ] = None,
+    min_count: Annotated[int, typer.Option(help="Fewer confident items than this: full cosine.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed for the bracket order.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Write predictions (parquet, or .csv).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
+):
+    """Classify items against class embeddings, per view, and report agreement and accuracy.
+
+    Example: pairclass classify data/demo.parquet --classes data/demo_classes.parquet
+    --views product_name,description --label-col category
+    """
+    from .run import run_classify
+
+    result = run_classify(
+        embeddings, classes, views=split_list(views, "column"), id_col=id_col, label_col=label_col,
+        methods=split_list(method, "method"), pairwise=pairwise, k=k, cos_min=cos_min,
+        diff_min=diff_min, candidates=candidates, min_count=min_count, seed=seed, out=out,
+        progress=progress_printer(not json_out),
+    )
+    for note in result.warnings:
+        err.print(f"[yellow]Warning:[/] {note}", highlight=False)
+    if json_out:
+        print(json.dumps(result.to_json()))
+    else:
+        render_classify(result)
+        if out is not None:
+            err.print(f"wrote {result.n_items} predictions to {out}", highlight=False)
+
+# `pairclass embed` and `pairclass embed-classes` (torch is imported only when they run)
+import contextlib  # noqa: E402
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn  # noqa: E402
+from rich.progress import TimeRemainingColumn  # noqa: E402
+from rich.text import Text  # noqa: E402
+
+MODEL_HELP = "open_clip model name or model-config JSON (clip); sentence-transformers folder or name (text)."
+
+
+def _text_cols(value):
+    """``--text-col`` as the library takes it: "auto", one column, or a column -> output mapping."""
+    if value is None:
+        return "auto"
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if len(items) == 1 and "=" not in items[0]:
+        return items
+    pairs = [item.split("=", 1) if "=" in item else (item, item) for item in items]
+    return {src.strip(): dst.strip() for src, dst in pairs}
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task):
+        return Text(f"{task.speed:,.0f} items/s" if task.speed else "- items/s", style="progress.data.speed")
+
+
+@contextlib.contextmanager
+def embed_progress(enabled):
+    """Yield a ``progress(done, total)`` callback drawing a rich bar with items/s on stderr, or None."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = None
+
+        def update(done, total):
+            nonlocal task
+            if task is None:
+                # items from an earlier run do not count towards the rate
+                task = bar.add_task("embed", total=total)
+                bar.reset(task, total=total, completed=done)
+            else:
+                bar.update(task, completed=done)
+
+        yield update
+
+
+@app.command()
+@library_errors
+def embed(
+    manifest: Annotated[Path, typer.Argument(help="Catalogue: CSV or parquet, one row per item.")],
+    out: Annotated[Path, typer.Option(help="Output embedding parquet (SQID layout).")],
+    id_col: Annotated[str, typer.Option(help="Item id column.")] = DEFAULT_ID_COL,
+    image_col: Annotated[
+        Optional[str], typer.Option(help="Image paths or http(s) URLs. Default: 'image' if present; '' for none.")
+    ] = None,
+    text_col: Annotated[
+        Optional[str],
+        typer.Option(help="Text column(s), comma-separated, each SRC or SRC=OUT. Default: 'title' if present."),
+    ] = None,
+    keep_col: Annotated[
+        Optional[str], typer.Option(help="Manifest columns to copy to the output (e.g. labels), comma-separated.")
+    ] = None,
+    backend: Annotated[str, typer.Option(help="clip (open_clip) or text (sentence-transformers).")] = "clip",
+    model: Annotated[Optional[str], typer.Option(help=MODEL_HELP)] = None,
+    pretrained: Annotated[
+        Optional[str], typer.Option(help="open_clip tag, checkpoint file or local-dir:DIR. Default: random weights.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto, fp32, fp16 or bf16 (autocast; auto: fp16 on GPU).")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Items per model batch.")] = 256,
+    workers: Annotated[Optional[int], typer.Option(help="Image decoding workers. Default: CPU count, max 16.")] = None,
+    chunk_rows: Annotated[int, typer.Option(help="Items per resumable chunk.")] = 4096,
+    image_root: Annotated[
+        Optional[Path], typer.Option(help="Folder of relative image paths. Default: the manifest's folder.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per image download attempt.")] = 10.0,
+    max_bytes: Annotated[int, typer.Option(help="Largest image file or download, in bytes.")] = 20_000_000,
+    max_pixels: Annotated[int, typer.Option(help="Largest image in pixels (decompression-bomb guard).")] = 40_000_000,
+    retries: Annotated[int, typer.Option(help="Retries after a timeout, connection error or 5xx.")] = 2,
+    max_downloads: Annotated[int, typer.Option(help="Concurrent downloads per worker.")] = 16,
+    retry_errors: Annotated[bool, typer.Option(help="On a rerun, retry the items that failed before.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
+):
+    """Embed a catalogue's images and titles into an embedding parquet; a rerun resumes.
+
+    Example: pairclass embed products.csv --out emb.parquet --image-col image --text-col title
+    """
+    from .embed import FetchLimits, run_embed
+
+    limits = FetchLimits(timeout=timeout, max_bytes=max_bytes, max_pixels=max_pixels, retries=retries,
+                         max_downloads=max_downloads)
+    with embed_progress(not json_out) as progress:
+        result = run_embed(
+            manifest, out, id_col=id_col, image_col="auto" if image_col is None else image_col or None,
+            text_cols=_text_cols(text_col), keep_cols=split_list(keep_col, "column") if keep_col else (),
+            backend=backend, model=model, pretrained=pretrained, device=device, precision=precision,
+            batch_size=batch_size, workers=workers, chunk_rows=chunk_rows, image_root=image_root,
+            limits=limits, retry_errors=retry_errors, progress=progress,
+        )
+    if json_out:
+        print(json.dumps(result.to_json()))
+        return
+    table = Table(title=f"pairclass embed: {result.model} ({result.backend}, {result.dim}-d, {result.device})")
+    for col in ("items", "written", "embedded now", "resumed", "failed", "items/s"):
+        table.add_column(col, justify="right")
+    table.add_row(str(result.n_items), str(result.n_written), str(result.n_embedded),
+                  str(result.n_items - result.n_embedded), str(result.n_failed), f"{result.items_per_s:,.1f}")
+    err.print(table)
+    for reason, count in result.failure_reasons.items():
+        err.print(f"[yellow]failed:[/] {count} x {reason}", highlight=False)
+    err.print(f"wrote {result.n_written} rows to {result.out}", highlight=False)
+    if result.errors_path is not None:
+        err.print(f"wrote {result.n_failed} failures to {result.errors_path}", highlight=False)
+
+
+@app.command("embed-classes")
+@library_errors
+def embed_classes(
+    classes: Annotated[Path, typer.Argument(help="Classes: text file (one per line), or CSV/parquet with 'name'.")],
+    out: Annotated[Path, typer.Option(help="Output parquet (name, prompt, embedding) for classify --classes.")],
+    templates: Annotated[
+        str, typer.Option(help="'default' or a text file with one prompt template per line, each with {}.")
+    ] = "default",
+    backend: Annotated[str, typer.Option(help="clip (open_clip) or text (sentence-transformers).")] = "clip",
+    model: Annotated[Optional[str], typer.Option(help=MODEL_HELP)] = None,
+    pretrained: Annotated[
+        Optional[str], typer.Option(help="open_clip tag, checkpoint file or local-dir:DIR. Default: random weights.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto, fp32, fp16 or bf16 (autocast; auto: fp16 on GPU).")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Prompts per model batch.")] = 256,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
+):
+    """Embed class prompts, averaged over templates (prompt ensembling), for classify --classes.
+
+    Example: pairclass embed-classes classes.txt --out classes.parquet --templates default
+    """
+    from .embed import run_embed_classes
+
+    result = run_embed_classes(
+        classes, out, templates=templates, backend=backend, model=model, pretrained=pretrained,
+        device=device, precision=precision, batch_size=batch_size,
+    )
+    if json_out:
+        print(json.dumps(result.to_json()))
+    else:
+        err.print(
+            f"wrote {len(result.names)} classes x {len(result.templates)} templates "
+            f"({result.model}, {result.dim}-d) to {result.out}",
+            highlight=False,
+        )

@@ -1,0 +1,225 @@
+"""Library entry points behind the CLI: read files, run the methods per view, score, write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from .classify import baseline_scores, l2_normalize
+from .errors import InputError, input_error
+from .io import DEFAULT_ID_COL, DEFAULT_VIEWS, read_classes, read_embeddings, write_table
+from .methods import DEFAULT_METHOD, METHODS, run_method
+from .metrics import agreement_f1, hollow_agreement, label_scores, per_class_f1
+
+__all__ = ["ClassifyResult", "run_classify", "load_class_embeddings", "resolve_methods"]
+
+
+@dataclass
+class ClassifyResult:
+    """What ``run_classify`` measured.
+
+    Attributes
+    ----------
+    n_items : int
+    views : list of str
+    classes : list of str
+    methods : dict
+        ``{method: {"agreement_f1": float or None, "accuracy": {view: x}, "f1": {view: x}}}``;
+        ``accuracy`` and ``f1`` only with labels.
+    per_class : list of dict
+        With labels: one row per class with its support and the F1 per method and view.
+    predictions : pyarrow.Table
+        One row per item.
+    diagnostics : dict
+        ``n_pairs`` (class pairs) and ``fallback_pairs``: per method and view, the pairs that had too
+        few confident items and used the full-embedding cosine.
+    warnings : list of str
+    """
+
+    n_items: int
+    views: list
+    classes: list
+    methods: dict
+    per_class: list = field(default_factory=list)
+    predictions: pa.Table | None = None
+    diagnostics: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+
+    def to_json(self):
+        """The summary as a JSON-ready dict: ``n_items``, ``views`` and ``methods``."""
+        return {"n_items": self.n_items, "views": list(self.views), "methods": self.methods}
+
+
+def load_class_embeddings(classes_path, dim, *, against):
+    """Read a class file that carries embeddings and check its width against ``against`` (a label)."""
+    classes = read_classes(classes_path)
+    if classes.embeddings is None:
+        raise input_error(
+            "no 'embedding' column; embed the class prompts first "
+            "(pairclass embed-classes) or pass a parquet with name and embedding columns",
+            path=classes.path,
+        )
+    if classes.embeddings.shape[1] != dim:
+        raise input_error(
+            f"dimension {classes.embeddings.shape[1]} does not match {against} ({dim})",
+            path=classes.path,
+            column="embedding",
+        )
+    return classes
+
+
+def resolve_methods(methods, *, pairwise=True):
+    """The methods to run, in report order: baseline first, then as asked (``all`` = every method).
+
+    Examples
+    --------
+    >>> resolve_methods(["joint", "pairwise"])
+    ['baseline', 'pairwise', 'joint']
+    >>> resolve_methods(["all"], pairwise=False)
+    ['baseline']
+    """
+    if not pairwise:
+        return ["baseline"]
+    asked = set(METHODS) if "all" in methods else set(methods) | {"pairwise"}
+    unknown = sorted(asked - set(METHODS))
+    if unknown:
+        raise InputError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)} or all")
+    return [m for m in METHODS if m in asked or m == "baseline"]
+
+
+def run_classify(
+    embeddings,
+    classes,
+    *,
+    views=DEFAULT_VIEWS,
+    id_col=DEFAULT_ID_COL,
+    label_col=None,
+    methods=("pairwise", DEFAULT_METHOD),
+    pairwise=True,
+    k=100,
+    cos_min=None,
+    diff_min=0.0,
+    candidates=None,
+    min_count=10,
+    seed=0,
+    out=None,
+    progress=None,
+):
+    """Classify every item of an embedding file, per view and method, and score the result.
+
+    Parameters
+    ----------
+    embeddings : path-like
+        SQID-layout parquet.
+    classes : path-like
+        Class file with embeddings (see :func:`pairclass.io.read_classes`).
+    views : sequence of str
+        Embedding columns; agreement is reported when there are two.
+    label_col : str, optional
+        Catalogue labels: adds accuracy, weighted F1 and a per-class table.
+    methods : sequence of str, default=("pairwise", DEFAULT_METHOD)
+        Methods from :data:`pairclass.methods.METHODS`, or ``"all"``. The baseline always runs, and
+        the default method is reported a second time under ``"default"``.
+    pairwise : bool, default=True
+        False runs the baseline only.
+    k, cos_min, diff_min, candidates, min_count, seed
+        Passed to :class:`PairwiseClassifier`.
+    out : path-like, optional
+        Write the predictions here atomically (parquet, or CSV for ``.csv``).
+    progress : callable, optional
+        ``progress(message)`` is called before each slow step.
+
+    Returns
+    -------
+    ClassifyResult
+    """
+    views = list(views)
+    if len(views) > 2:
+        raise InputError(f"at most two views can be compared, got {len(views)}: {', '.join(views)}")
+    run = resolve_methods(methods, pairwise=pairwise)
+    step = progress or (lambda message: None)
+    data = read_embeddings(embeddings, views, id_col=id_col, label_col=label_col)
+    dim = next(iter(data.views.values())).shape[1]
+    cls = load_class_embeddings(classes, dim, against=f"{data.path}: {views[0]}")
+    T = l2_normalize(cls.embeddings.astype(np.float64), name="class embeddings")
+    names = np.asarray(cls.names, dtype=object)
+    params = dict(k=k, cos_min=cos_min, diff_min=diff_min, candidates=candidates,
+                  min_count=min_count, seed=seed)
+    notes = []
+    if data.labels is not None:
+        unknown = sorted(set(data.labels) - set(cls.names))
+        if unknown:
+            notes.append(
+                f"{data.path}: {label_col}: {len(unknown)} label(s) are not among the classes "
+                f"and always count as errors, e.g. {unknown[0]!r}"
+            )
+
+    columns = {data.id_col: data.ids}
+    if data.labels is not None:
+        columns[label_col] = data.labels
+    for view, X in data.views.items():
+        _, top_cos, margin = baseline_scores(X, T)
+        columns[f"{view}__baseline__top_cos"] = top_cos
+        columns[f"{view}__baseline__margin"] = margin
+    preds, summary = {}, {}
+    diagnostics = {"n_pairs": len(T) * (len(T) - 1) // 2, "fallback_pairs": {}}
+    for method in run:
+        step(f"{method}: classifying {data.n_items:,} items")
+        output = run_method(method, data.views, T, params)
+        preds[method] = {v: names[p] for v, p in output.pred.items()}
+        for v in views:
+            if output.joint and v != views[0]:
+                continue
+            prefix = method if output.joint else f"{v}__{method}"
+            columns[f"{prefix}__pred"] = preds[method][v]
+            columns[f"{prefix}__confidence"] = output.confidence[v]
+        if output.diagnostics:
+            diagnostics["fallback_pairs"][method] = {
+                v: d["n_fallback_pairs"] for v, d in output.diagnostics.items()
+            }
+        entry = {"agreement_f1": None}
+        if len(views) == 2 and not output.joint:
+            entry["agreement_f1"] = agreement_f1(preds[method][views[1]], preds[method][views[0]])
+        if data.labels is not None:
+            scores = {v: label_scores(data.labels, preds[method][v]) for v in views}
+            entry["accuracy"] = {v: s["accuracy"] for v, s in scores.items()}
+            entry["f1"] = {v: s["f1"] for v, s in scores.items()}
+        summary[method] = entry
+        if method != "baseline" and hollow_agreement(entry, summary["baseline"]):
+            notes.append(
+                f"{method}: the views agree more than with the baseline but are less accurate "
+                "(they agree on wrong classes)"
+            )
+    if DEFAULT_METHOD in summary:
+        summary["default"] = summary[DEFAULT_METHOD]
+
+    per_class = []
+    if data.labels is not None:
+        table = {}
+        for m in run:
+            for v in views:
+                support, f1 = per_class_f1(data.labels, preds[m][v], cls.names)
+                table[(m, v)] = f1
+        per_class = [
+            {"class": name, "support": int(support[i]),
+             "f1": {f"{m}/{v}": float(f1[i]) for (m, v), f1 in table.items()}}
+            for i, name in enumerate(cls.names)
+        ]
+
+    predictions = pa.table({name: pa.array(col) for name, col in columns.items()})
+    if out is not None:
+        step(f"writing {out}")
+        write_table(predictions, Path(out))
+    return ClassifyResult(
+        n_items=data.n_items,
+        views=views,
+        classes=list(cls.names),
+        methods=summary,
+        per_class=per_class,
+        predictions=predictions,
+        diagnostics=diagnostics,
+        warnings=notes,
+    )

@@ -1,0 +1,134 @@
+"""Every classification method on every real development set, plus robustness batches.
+
+Sets (../shared/data, embedded with the offline MiniLM; see scripts/datasets.py):
+- flipkart: 1,050 products, views product_name and description, 7 top-level categories.
+- fashion-13: productDisplayName of the 13 most frequent articleTypes.
+- fashion-sub: productDisplayName of every subCategory with 100+ items.
+Class embeddings are the class names ("{}"); "+ens" rows average a few prompt templates instead.
+
+Robustness (fashion-13, accuracy): a batch where one class is 80% of the items, a batch holding only 3
+of the classes (scored against all 13), and a batch of 200 items.
+
+    python scripts/bench_methods.py [--methods baseline,pairwise,...] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import datasets  # noqa: E402
+
+from pairclass.classify import l2_normalize  # noqa: E402
+from pairclass.methods import DEFAULT_METHOD, METHODS, run_method  # noqa: E402
+from pairclass.metrics import agreement_f1, label_scores  # noqa: E402
+
+TEMPLATES = ("{}", "a product in the category {}", "{} products for sale online", "a photo of {}")
+PARAMS = dict(k=100, cos_min=None, diff_min=0.0, candidates=None, min_count=10)
+
+
+def evaluate(method, s, class_emb, seed):
+    names = np.asarray(s["classes"], dtype=object)
+    t = time.perf_counter()
+    out = run_method(method, s["views"], l2_normalize(class_emb), dict(PARAMS, seed=seed))
+    seconds = time.perf_counter() - t
+    preds = {v: names[p] for v, p in out.pred.items()}
+    row = {"seconds": seconds}
+    for v, p in preds.items():
+        row.update({f"acc {v}": label_scores(s["labels"], p)["accuracy"], f"f1 {v}": label_scores(s["labels"], p)["f1"]})
+    if len(preds) == 2 and not out.joint:
+        a, b = preds.values()
+        row["agreement"] = agreement_f1(b, a)
+    return row
+
+
+def agreement_without_accuracy(row, base):
+    """Agreement rose while the views' mean accuracy fell: views agreeing on wrong classes."""
+    accs = [k for k in row if k.startswith("acc ")]
+    if "agreement" not in row:
+        return False
+    return row["agreement"] > base["agreement"] and np.mean([row[k] for k in accs]) < np.mean([base[k] for k in accs])
+
+
+def subset(s, rows):
+    return dict(s, views={v: X[rows] for v, X in s["views"].items()}, labels=s["labels"][rows])
+
+
+def robustness_batches(s, seed):
+    rng = np.random.default_rng(seed)
+    y = s["labels"]
+    classes, counts = np.unique(y, return_counts=True)
+    big = classes[counts.argmax()]
+    skewed = np.concatenate([
+        rng.choice(np.flatnonzero(y == big), 1600, replace=False),
+        rng.choice(np.flatnonzero(y != big), 400, replace=False),
+    ])
+    three = np.flatnonzero(np.isin(y, rng.choice(classes, 3, replace=False)))
+    small = rng.choice(len(y), 200, replace=False)
+    return {"80% one class": skewed, "3 classes only": three, "200 items": small}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    methods = args.methods.split(",")
+    sets = datasets.real_sets()
+    console = Console(width=200)
+
+    table = Table(title=f"methods on real product data (MiniLM text embeddings); default = {DEFAULT_METHOD}")
+    table.add_column("method")
+    cols = [("flipkart", "agreement"), ("flipkart", "acc product_name"), ("flipkart", "acc description"),
+            ("fashion-13", "acc name"), ("fashion-13", "f1 name"), ("fashion-sub", "acc name"),
+            ("fashion-sub", "f1 name")]
+    for name, metric in cols:
+        table.add_column(f"{name}\n{metric}", justify="right")
+    table.add_column("seconds\n(all sets)", justify="right")
+    variants = [(m, "") for m in methods] + [(m, "+ens") for m in ("baseline", "pairwise", DEFAULT_METHOD)]
+    baseline_rows = {}
+    for method, suffix in variants:
+        results = {}
+        for name, s in sets.items():
+            emb = datasets.embed_classes(s["classes"], TEMPLATES) if suffix else s["class_emb"]
+            results[name] = evaluate(method, s, emb, args.seed)
+        if method == "baseline" and not suffix:
+            baseline_rows = results
+        cells = []
+        for name, metric in cols:
+            value = results[name].get(metric)
+            cells.append("-" if value is None else f"{value:.3f}")
+        if agreement_without_accuracy(results["flipkart"], baseline_rows["flipkart"]):
+            cells[0] += " (!)"
+        total = sum(r["seconds"] for r in results.values())
+        label = method + suffix + (" (default)" if method == DEFAULT_METHOD and not suffix else "")
+        table.add_row(label, *cells, f"{total:.1f}")
+        console.print(f"done: {label}", style="dim")
+    console.print(table)
+
+    rob = Table(title="robustness on fashion-13 batches: accuracy (change vs baseline)")
+    rob.add_column("method")
+    batches = robustness_batches(sets["fashion-13"], args.seed)
+    for b in batches:
+        rob.add_column(f"{b}\n({len(batches[b])} items)", justify="right")
+    base = {}
+    for method in methods:
+        cells = []
+        for b, rows in batches.items():
+            acc = evaluate(method, subset(sets["fashion-13"], rows), sets["fashion-13"]["class_emb"], args.seed)["acc name"]
+            base.setdefault(b, acc)
+            cells.append(f"{acc:.3f} ({acc - base[b]:+.3f})")
+        rob.add_row(method, *cells)
+    console.print(rob)
+    console.print("(!) marks agreement above the baseline's while mean accuracy is below it.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+
+def clustered(n_per_class=60, n_classes=4, dim=24, noise=0.6, nuisance=1.0, seed=0):
+    """Items around one-hot class directions; class embeddings carry a random nuisance part on the
+    noise dimensions, so the full cosine is misled while a few dimensions separate each pair."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(n_classes), n_per_class)
+    X = rng.normal(0, noise, size=(labels.size, dim))
+    X[np.arange(labels.size), labels] += 2.0
+    T = np.zeros((n_classes, dim))
+    T[np.arange(n_classes), np.arange(n_classes)] = 1.0
+    T[:, n_classes:] = rng.normal(0, nuisance / np.sqrt(dim), size=(n_classes, dim - n_classes))
+    return X.astype(np.float32), T.astype(np.float32), labels
+
+
+def embedding_array(X):
+    return pa.array([list(map(float, row)) for row in X], type=pa.list_(pa.float32()))
+
+
+@pytest.fixture
+def make_files(tmp_path):
+    """Write a small two-view SQID-layout parquet and a class parquet; returns their paths."""
+
+    def make(n_per_class=30, n_classes=3, dim=16, seed=0, label_col="category"):
+        X, T, y = clustered(n_per_class, n_classes, dim, seed=seed)
+        X2, _, _ = clustered(n_per_class, n_classes, dim, seed=seed + 1)
+        names = [f"class {i}" for i in range(n_classes)]
+        items = pa.table({
+            "product_id": [f"p{i}" for i in range(len(y))],
+            "clip_image_features": embedding_array(X),
+            "clip_text_features": embedding_array(X2),
+            label_col: [names[i] for i in y],
+        })
+        classes = pa.table({"name": names, "embedding": embedding_array(T)})
+        emb, cls = tmp_path / "emb.parquet", tmp_path / "classes.parquet"
+        pq.write_table(items, emb)
+        pq.write_table(classes, cls)
+        return emb, cls
+
+    return make

@@ -1,0 +1,205 @@
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
+
+from pairclass import PairwiseClassifier
+from pairclass.classify import baseline_scores, pair_index
+from pairclass.crossvar import cross_ratio, top_k_dims
+from pairclass.tournament import bracket_orders
+
+from conftest import clustered
+
+
+def unit(M):
+    M = np.asarray(M, dtype=np.float64)
+    return M / np.linalg.norm(M, axis=1, keepdims=True)
+
+
+def reference_dims(X, T, k, cos_min, diff_min):
+    """Per-pair dimensions straight from DESIGN.md, one pair at a time."""
+    Xn, Tn = unit(X), unit(T)
+    cos = Xn @ Tn.T
+    top = cos.argmax(1)
+    conf = cos.max(1) >= (-np.inf if cos_min is None else cos_min)
+    dims = {}
+    C = len(T)
+    for a in range(C):
+        for b in range(a + 1, C):
+            A = Xn[conf & (top == a) & (cos[:, a] - cos[:, b] >= diff_min)]
+            B = Xn[conf & (top == b) & (cos[:, b] - cos[:, a] >= diff_min)]
+            dims[(a, b)] = top_k_dims(cross_ratio(A, B)[None], k)[0]
+    return dims
+
+
+def reference_predict(X, T, clf, cands):
+    """Naive per-item bracket with cosines on each pair's dimensions."""
+    C = len(T)
+    Tn = unit(T)
+    orders = bracket_orders(cands.shape[1], np.random.default_rng(clf.seed))
+    out = []
+    for x, alive in zip(np.asarray(X, dtype=np.float64), cands):
+        alive = list(alive)
+        for order in orders:
+            alive = [alive[i] for i in order]
+            nxt = []
+            for j in range(0, len(alive) - 1, 2):
+                a, b = alive[j], alive[j + 1]
+                d = clf.pair_dims_[pair_index(a, b, C)]
+                d = np.arange(len(x)) if d[0] < 0 else d
+                ca = x[d] @ Tn[a, d] / (np.linalg.norm(x[d]) * np.linalg.norm(Tn[a, d]))
+                cb = x[d] @ Tn[b, d] / (np.linalg.norm(x[d]) * np.linalg.norm(Tn[b, d]))
+                lo, hi = min(a, b), max(a, b)
+                c_lo, c_hi = (ca, cb) if a == lo else (cb, ca)
+                nxt.append(lo if c_lo >= c_hi else hi)
+            if len(alive) % 2:
+                nxt.append(alive[-1])
+            alive = nxt
+        out.append(alive[0])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("cos_min,diff_min", [(None, 0.0), (0.2, 0.0), (None, 0.1), (0.1, 0.05)])
+def test_dims_match_reference_definition(cos_min, diff_min):
+    X, T, _ = clustered(n_per_class=40, n_classes=4, dim=20, seed=1)
+    clf = PairwiseClassifier(k=5, cos_min=cos_min, diff_min=diff_min, min_count=2).fit(X, T)
+    ref = reference_dims(X, T, 5, cos_min, diff_min)
+    C = len(T)
+    for (a, b), dims in ref.items():
+        p = pair_index(a, b, C)
+        if not clf.fallback_pairs_[p]:
+            assert clf.pair_dims_[p].tolist() == dims.tolist(), (a, b)
+
+
+@pytest.mark.parametrize("gather_cost", [0, 10**6], ids=["gather", "dense"])
+@pytest.mark.parametrize("candidates", [None, 3])
+def test_predictions_match_naive_bracket(candidates, gather_cost, monkeypatch):
+    monkeypatch.setattr("pairclass.classify._GATHER_COST", gather_cost)
+    X, T, _ = clustered(n_per_class=25, n_classes=5, dim=16, seed=2)
+    clf = PairwiseClassifier(k=4, candidates=candidates, min_count=2, seed=3).fit(X, T)
+    cos = unit(X) @ unit(T).T
+    m = len(T) if candidates is None else candidates
+    cands = np.tile(np.arange(m), (len(X), 1)) if candidates is None else np.argsort(-cos, axis=1)[:, :m]
+    np.testing.assert_array_equal(clf.predict(X), reference_predict(X, T, clf, cands))
+
+
+def test_pairwise_beats_baseline_when_prompts_carry_nuisance():
+    X, T, y = clustered(n_per_class=100, n_classes=6, dim=64, noise=0.5, nuisance=3.0, seed=4)
+    clf = PairwiseClassifier(k=4, min_count=5).fit(X, T)
+    base_acc = (clf.predict_baseline(X) == y).mean()
+    pair_acc = (clf.predict(X) == y).mean()
+    assert pair_acc > base_acc + 0.1
+
+
+def test_partial_fit_batches_give_same_dims_as_fit():
+    X, T, _ = clustered(n_per_class=50, n_classes=5, dim=32, seed=5)
+    whole = PairwiseClassifier(k=6, diff_min=0.05, cos_min=0.05, min_count=3).fit(X, T)
+    parts = PairwiseClassifier(k=6, diff_min=0.05, cos_min=0.05, min_count=3)
+    for rows in np.array_split(np.random.default_rng(0).permutation(len(X)), 4):
+        parts.partial_fit(X[rows], T)
+    np.testing.assert_array_equal(parts.pair_dims_, whole.pair_dims_)
+    np.testing.assert_array_equal(parts.fallback_pairs_, whole.fallback_pairs_)
+    np.testing.assert_array_equal(parts.predict(X), whole.predict(X))
+
+
+@pytest.mark.parametrize("gather_cost", [0, 10**6], ids=["gather", "dense"])
+def test_same_seed_same_predictions_and_item_order_invariance(gather_cost, monkeypatch):
+    monkeypatch.setattr("pairclass.classify._GATHER_COST", gather_cost)
+    X, T, _ = clustered(n_per_class=40, n_classes=7, dim=24, seed=6)
+    a = PairwiseClassifier(k=5, seed=11, min_count=3).fit(X, T).decide(X)
+    b = PairwiseClassifier(k=5, seed=11, min_count=3).fit(X, T).decide(X)
+    np.testing.assert_array_equal(a.pred, b.pred)
+    perm = np.random.default_rng(1).permutation(len(X))
+    c = PairwiseClassifier(k=5, seed=11, min_count=3).fit(X[perm], T).decide(X[perm])
+    np.testing.assert_array_equal(c.pred, a.pred[perm])
+    np.testing.assert_allclose(c.confidence, a.confidence[perm], rtol=1e-5)
+
+
+def test_chunked_prediction_equals_single_chunk(monkeypatch):
+    X, T, _ = clustered(n_per_class=60, n_classes=4, dim=16, seed=7)
+    full = PairwiseClassifier(k=4, min_count=3).fit(X, T).decide(X)
+    monkeypatch.setattr("pairclass.classify._CHUNK_ELEMENTS", 1)  # 256-row chunks
+    chunked = PairwiseClassifier(k=4, min_count=3).fit(X, T).decide(X)
+    np.testing.assert_array_equal(full.pred, chunked.pred)
+    np.testing.assert_allclose(full.confidence, chunked.confidence, rtol=1e-5)
+
+
+def test_all_fallback_pairs_reduce_to_cosine_argmax():
+    X, T, _ = clustered(n_per_class=10, n_classes=5, dim=12, seed=8)
+    clf = PairwiseClassifier(k=3, min_count=1000).fit(X, T)
+    assert clf.n_fallback_pairs_ == 10
+    assert (clf.pair_dims_ == -1).all()
+    np.testing.assert_array_equal(clf.predict(X), clf.predict_baseline(X))
+
+
+def test_confidence_is_final_match_cosine_margin():
+    X, T, _ = clustered(n_per_class=20, n_classes=2, dim=10, seed=9)
+    clf = PairwiseClassifier(k=3, min_count=2).fit(X, T)
+    d = clf.pair_dims_[0]
+    Xs, Ts = unit(X[:, d]), unit(T[:, d])
+    cos = Xs @ Ts.T
+    np.testing.assert_allclose(clf.decide(X).confidence, np.abs(cos[:, 0] - cos[:, 1]), rtol=1e-4, atol=1e-6)
+
+
+def test_class_names_and_baseline_outputs():
+    X, T, _ = clustered(n_per_class=10, n_classes=3, dim=8, seed=10)
+    clf = PairwiseClassifier(k=3, min_count=2).fit(X, T, class_names=["x", "y", "z"])
+    assert set(clf.predict(X)) <= {"x", "y", "z"}
+    cos = unit(X) @ unit(T).T
+    pred, top, margin = baseline_scores(X, unit(T))
+    np.testing.assert_array_equal(pred, cos.argmax(1))
+    np.testing.assert_allclose(top, cos.max(1), rtol=1e-5)
+    np.testing.assert_allclose(margin, np.sort(cos, 1)[:, -1] - np.sort(cos, 1)[:, -2], rtol=1e-4, atol=1e-6)
+    d = clf.decide(X)
+    np.testing.assert_array_equal(d.baseline_pred, pred)
+
+
+def test_validation_errors():
+    X, T, _ = clustered(n_per_class=5, n_classes=3, dim=8)
+    bad = X.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        PairwiseClassifier().fit(bad, T)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        PairwiseClassifier().fit(X, T[:1])
+    with pytest.raises(ValueError, match="6 features, but X has 8"):
+        PairwiseClassifier().fit(X, T[:, :6])
+    zero = X.copy()
+    zero[3] = 0
+    with pytest.raises(ValueError, match="all-zero row at row 3"):
+        PairwiseClassifier().fit(zero, T)
+    with pytest.raises(InvalidParameterError, match="'k' parameter"):
+        PairwiseClassifier(k=0).fit(X, T)
+    with pytest.raises(InvalidParameterError, match="'candidates' parameter"):
+        PairwiseClassifier(candidates=1).fit(X, T)
+    with pytest.raises(NotFittedError):
+        PairwiseClassifier().predict(X)
+    clf = PairwiseClassifier(min_count=2).fit(X, T)
+    with pytest.raises(ValueError, match="X has 5 features, but PairwiseClassifier is expecting 8"):
+        clf.predict(X[:, :5])
+    with pytest.raises(ValueError, match="duplicates"):
+        PairwiseClassifier().fit(X, T, class_names=["a", "a", "b"])
+    with pytest.raises(ValueError, match="differ from those of the first"):
+        PairwiseClassifier(min_count=2).partial_fit(X, T).partial_fit(X, T[::-1])
+
+
+def test_pair_margins_agree_with_bracket_matches():
+    X, T, _ = clustered(n_per_class=15, n_classes=4, dim=12, seed=12)
+    clf = PairwiseClassifier(k=3, min_count=2).fit(X, T)
+    M = clf.pair_margins(X)
+    C = len(T)
+    for a in range(C):
+        for b in range(a + 1, C):
+            p = pair_index(a, b, C)
+            d = clf.pair_dims_[p]
+            cos = unit(X[:, d]) @ unit(T[:, d]).T
+            np.testing.assert_allclose(M[:, p], cos[:, a] - cos[:, b], rtol=1e-4, atol=1e-6)
+    # With all pairs known, a class beating every other class is the bracket's winner.
+    wins = np.zeros((len(X), C), int)
+    for a in range(C):
+        for b in range(a + 1, C):
+            m = M[:, pair_index(a, b, C)]
+            wins[:, a] += m >= 0
+            wins[:, b] += m < 0
+    undefeated = wins.max(1) == C - 1
+    np.testing.assert_array_equal(clf.decide(X).pred[undefeated], wins.argmax(1)[undefeated])

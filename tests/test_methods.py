@@ -1,0 +1,117 @@
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pairclass.cli import app
+from pairclass.classify import l2_normalize
+from pairclass.methods import DEFAULT_METHOD, METHODS, refine_class_embeddings, run_method
+from pairclass.metrics import agreement_f1, hollow_agreement, label_scores
+
+from conftest import clustered
+
+PARAMS = dict(k=4, cos_min=None, diff_min=0.0, candidates=None, min_count=3, seed=0)
+
+
+def two_views(seed=0):
+    X1, T, y = clustered(n_per_class=40, n_classes=4, dim=20, noise=0.7, nuisance=2.0, seed=seed)
+    X2, _, _ = clustered(n_per_class=40, n_classes=4, dim=20, noise=0.9, nuisance=2.0, seed=seed + 100)
+    return {"a": X1, "b": X2}, l2_normalize(T.astype(np.float64)), y
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_is_deterministic_and_shaped(method):
+    views, T, y = two_views()
+    first = run_method(method, views, T, PARAMS)
+    again = run_method(method, views, T, PARAMS)
+    for v in views:
+        assert first.pred[v].shape == y.shape
+        assert set(np.unique(first.pred[v])) <= set(range(len(T)))
+        np.testing.assert_array_equal(first.pred[v], again.pred[v])
+        np.testing.assert_array_equal(first.confidence[v], again.confidence[v])
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "baseline"])
+def test_no_method_buys_agreement_with_accuracy(method):
+    """A method may make the views agree more only if they are also right more often."""
+    for seed in range(3):
+        views, T, y = two_views(seed)
+
+        def summary(m):
+            out = run_method(m, views, T, PARAMS)
+            acc = {v: label_scores(y, p)["accuracy"] for v, p in out.pred.items()}
+            return {"agreement_f1": agreement_f1(out.pred["b"], out.pred["a"]), "accuracy": acc}
+
+        assert not hollow_agreement(summary(method), summary("baseline")), (method, seed)
+
+
+def test_hollow_agreement_catches_views_agreeing_on_a_wrong_class():
+    views, T, y = two_views()
+    base = run_method("baseline", views, T, PARAMS)
+    base_summary = {"agreement_f1": agreement_f1(base.pred["b"], base.pred["a"]),
+                    "accuracy": {v: label_scores(y, p)["accuracy"] for v, p in base.pred.items()}}
+    wrong = (y + 1) % len(T)
+    collapsed = {"agreement_f1": agreement_f1(wrong, wrong),
+                 "accuracy": {v: label_scores(y, wrong)["accuracy"] for v in views}}
+    assert hollow_agreement(collapsed, base_summary)
+
+
+def test_cotrain_statistics_use_only_items_the_views_agree_on(monkeypatch):
+    import pairclass.methods as methods
+
+    views, T, _ = two_views(1)
+    firsts = {v: methods._proto(X, T, PARAMS)[0].pred for v, X in views.items()}
+    seen = []
+    original = methods._proto
+
+    def spy(X, T, params, pseudo_labels=None):
+        seen.append(None if pseudo_labels is None else pseudo_labels.copy())
+        return original(X, T, params, pseudo_labels)
+
+    monkeypatch.setattr(methods, "_proto", spy)
+    run_method("cotrain", views, T, PARAMS)
+    agreed = np.where(firsts["a"] == firsts["b"], firsts["a"], -1)
+    assert seen[:2] == [None, None]
+    assert len(seen) == 4
+    for labels in seen[2:]:
+        np.testing.assert_array_equal(labels, agreed)
+    assert (agreed == -1).any() and (agreed >= 0).any()
+
+
+def test_joint_gives_one_label_per_item():
+    views, T, y = two_views()
+    out = run_method("joint", views, T, PARAMS)
+    assert out.joint
+    np.testing.assert_array_equal(out.pred["a"], out.pred["b"])
+
+
+def test_refine_keeps_empty_classes_and_normalises():
+    rng = np.random.default_rng(0)
+    T = l2_normalize(rng.normal(size=(3, 5)))
+    X = rng.normal(size=(10, 5))
+    R = refine_class_embeddings(X, T, np.array([0] * 5 + [2] * 5))
+    np.testing.assert_allclose(np.linalg.norm(R, axis=1), 1)
+    np.testing.assert_array_equal(R[1], T[1])
+    mean0 = l2_normalize(l2_normalize(X[:5]).sum(0, keepdims=True))[0]
+    np.testing.assert_allclose(R[0], l2_normalize((T[0] + mean0)[None])[0])
+
+
+def test_cli_method_all_reports_each_method(make_files):
+    emb, cls = make_files()
+    result = CliRunner().invoke(app, ["classify", str(emb), "--classes", str(cls), "--label-col", "category",
+                                      "--method", "all", "--min-count", "3", "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert set(summary["methods"]) == set(METHODS) | {"default"}
+    assert summary["methods"]["default"] == summary["methods"][DEFAULT_METHOD]
+    assert summary["methods"]["joint"]["agreement_f1"] is None
+    for m in METHODS:
+        assert set(summary["methods"][m]["accuracy"]) == {"clip_image_features", "clip_text_features"}
+
+
+def test_cli_unknown_method(make_files):
+    emb, cls = make_files()
+    result = CliRunner().invoke(app, ["classify", str(emb), "--classes", str(cls), "--method", "magic"])
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: unknown method 'magic'; choose from {', '.join(METHODS)} or all\n")
