@@ -339,7 +339,7 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         p = pair_index(a, b, C)
         dims = self.pair_dims_[p]
         xs = chunk[rows[:, None], np.maximum(dims, 0)]
-        norm = np.maximum(np.linalg.norm(xs, axis=1), np.finfo(np.float32).tiny)
+        norm = np.maximum(_row_norms(xs), np.finfo(np.float32).tiny)
         lo_minus_hi = np.einsum("ij,ij->i", xs, self.pair_weights_[p]) / norm
         fallback = self.fallback_pairs_[p]
         lo, hi = np.minimum(a, b), np.maximum(a, b)
@@ -437,7 +437,7 @@ def _top_candidates(cos, m):
 def _cosines(X, rows, T):
     """Full cosines of ``X[rows]`` to the rows of ``T``, and the rows' norms."""
     chunk = X[rows]
-    norms = np.linalg.norm(chunk, axis=1)
+    norms = _row_norms(chunk)
     zero = np.flatnonzero(norms == 0)
     if zero.size:
         raise ValueError(f"X has an all-zero row at row {rows.start + zero[0]}")
@@ -461,6 +461,10 @@ _DECISION_DTYPES = {
     "baseline_top_cos": np.float32,
     "baseline_margin": np.float32,
 }
+
+
+def _row_norms(M):
+    return np.sqrt(np.einsum("ij,ij->i", M, M))
 
 
 def _safe_norm(M):

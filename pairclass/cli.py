@@ -6,6 +6,7 @@ Human-readable output (tables, progress, warnings) goes to stderr; stdout carrie
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -16,7 +17,10 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
+from rich.progress import TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -192,12 +196,6 @@ def classify(
             err.print(f"wrote {result.n_items} predictions to {out}", highlight=False)
 
 # `pairclass embed` and `pairclass embed-classes` (torch is imported only when they run)
-import contextlib  # noqa: E402
-
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn  # noqa: E402
-from rich.progress import TimeRemainingColumn  # noqa: E402
-from rich.text import Text  # noqa: E402
-
 MODEL_HELP = "open_clip model name or model-config JSON (clip); sentence-transformers folder or name (text)."
 
 
@@ -344,3 +342,65 @@ def embed_classes(
             f"({result.model}, {result.dim}-d) to {result.out}",
             highlight=False,
         )
+
+
+def render_audit(result, top):
+    """The top flagged items as a table: rank, id, given and suggested label, quality, reason."""
+    table = Table(
+        title=f"pairclass audit: {result.n_flagged} of {result.n_items} labels flagged (top {top})"
+    )
+    for col, justify in [("rank", "right"), ("id", "left"), ("given", "left"), ("suggested", "left"),
+                         ("quality", "right"), ("reason", "left")]:
+        table.add_column(col, justify=justify)
+    id_col, label_col = result.items.column_names[:2]
+    for row in result.top(top):
+        table.add_row(str(row["rank"]), str(row[id_col]), row[label_col], row["suggested_label"],
+                      f"{row['label_quality']:.3f}", row["reason"])
+    err.print(table)
+
+
+@app.command()
+@library_errors
+def audit(
+    embeddings: Annotated[Path, typer.Argument(help="Embedding parquet (SQID layout) with a label column.")],
+    classes: Annotated[
+        Path, typer.Option(help="Class embeddings: parquet with 'name' and 'embedding' (see embed-classes).")
+    ],
+    label_col: Annotated[str, typer.Option(help="Catalogue label column to audit.")],
+    views: Annotated[
+        str, typer.Option(help="Embedding columns, comma-separated; their probabilities are combined.")
+    ] = ",".join(DEFAULT_VIEWS),
+    id_col: Annotated[str, typer.Option(help="Item id column.")] = DEFAULT_ID_COL,
+    prototypes: Annotated[
+        str, typer.Option(help="Class embeddings for the pairs: 'labels' (cross-fitted label means plus the "
+                          "prompt) or 'text' (the prompts only, zero-shot).")
+    ] = "labels",
+    rank_by: Annotated[
+        str, typer.Option(help="cleanlab label-quality score: self_confidence, normalized_margin or "
+                          "confidence_weighted_entropy.")
+    ] = "self_confidence",
+    k: Annotated[int, typer.Option(help="Dimensions kept per class pair.")] = 100,
+    min_count: Annotated[int, typer.Option(help="Fewer confident items than this: full cosine.")] = 10,
+    top: Annotated[int, typer.Option(help="Rows of the flagged-items table.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed for the cross-fitting folds.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Write every item with its scores (parquet, or .csv).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
+):
+    """Rank the items whose catalogue label is most likely wrong, with a suggested label and a reason.
+
+    Example: pairclass audit data/demo.parquet --classes data/demo_classes.parquet
+    --views product_name,description --label-col category --top 20 --out issues.parquet
+    """
+    from .audit import run_audit
+
+    result = run_audit(
+        embeddings, classes, label_col=label_col, views=split_list(views, "column"), id_col=id_col,
+        prototypes=prototypes, rank_by=rank_by, k=k, min_count=min_count, seed=seed, out=out,
+        progress=progress_printer(not json_out),
+    )
+    if json_out:
+        print(json.dumps(result.to_json()))
+    else:
+        render_audit(result, top)
+        if out is not None:
+            err.print(f"wrote {result.n_items} items with their label scores to {out}", highlight=False)

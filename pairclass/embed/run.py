@@ -1,0 +1,472 @@
+"""Library entry points behind ``pairclass embed`` and ``pairclass embed-classes``."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from .. import __version__
+from ..errors import input_error
+from ..io import DEFAULT_ID_COL, DEFAULT_VIEWS, read_classes, read_table, require_columns, write_table
+from .images import FetchLimits, ImageDataset, collate_images
+from .models import load_clip
+from .resume import ChunkStore, embedding_column, errors_path
+from .templates import fill_templates, load_templates
+from .text import load_text_model
+
+__all__ = ["ClassEmbedResult", "EmbedResult", "load_encoder", "run_embed", "run_embed_classes"]
+
+BACKENDS = ("clip", "text")
+DEFAULT_IMAGE_COL, DEFAULT_TEXT_COL = "image", "title"
+IMAGE_OUT, TEXT_OUT = DEFAULT_VIEWS
+AUTO = "auto"
+
+
+@dataclass
+class EmbedResult:
+    """What ``run_embed`` did.
+
+    Attributes
+    ----------
+    out : Path
+    errors_path : Path or None
+        The errors file (id, column, source, reason), when some items failed.
+    n_items : int
+        Manifest rows.
+    n_written : int
+        Rows in the output: the items whose every view embedded.
+    n_embedded : int
+        Items processed by this run (embedded or failed); the rest came from earlier, interrupted runs.
+    n_failed : int
+        Items in the errors file.
+    columns : dict
+        Manifest column -> output column.
+    model, pretrained, backend, device : str
+    dim : int
+    seconds : float
+        Wall time of the embedding loop.
+    """
+
+    out: Path
+    errors_path: Path | None
+    n_items: int
+    n_written: int
+    n_embedded: int
+    n_failed: int
+    columns: dict
+    model: str
+    pretrained: str
+    backend: str
+    device: str
+    dim: int
+    seconds: float
+    failure_reasons: dict = field(default_factory=dict)
+
+    @property
+    def items_per_s(self):
+        return self.n_embedded / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self):
+        """A JSON-ready summary."""
+        return {
+            "out": str(self.out), "errors_path": None if self.errors_path is None else str(self.errors_path),
+            "n_items": self.n_items, "n_written": self.n_written, "n_embedded": self.n_embedded,
+            "n_resumed": self.n_items - self.n_embedded, "n_failed": self.n_failed,
+            "failure_reasons": self.failure_reasons, "columns": self.columns, "model": self.model,
+            "pretrained": self.pretrained, "backend": self.backend, "device": self.device, "dim": self.dim,
+            "seconds": round(self.seconds, 3), "items_per_s": round(self.items_per_s, 1),
+        }
+
+
+@dataclass
+class ClassEmbedResult:
+    """What ``run_embed_classes`` wrote: one row per class with its ensembled prompt embedding."""
+
+    out: Path
+    names: list
+    templates: list
+    model: str
+    pretrained: str
+    backend: str
+    dim: int
+
+    def to_json(self):
+        """A JSON-ready summary."""
+        return {"out": str(self.out), "n_classes": len(self.names), "templates": self.templates,
+                "model": self.model, "pretrained": self.pretrained, "backend": self.backend, "dim": self.dim}
+
+
+def load_encoder(backend="clip", model=None, pretrained=None, *, device="auto", precision="auto"):
+    """The encoder for a backend: open_clip (``"clip"``) or sentence-transformers (``"text"``)."""
+    if backend not in BACKENDS:
+        raise input_error(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if backend == "text":
+        if pretrained:
+            raise input_error("--pretrained applies to the clip backend; pass the text model with --model")
+        return load_text_model(model, device=device)
+    return load_clip(model or "ViT-B-32", pretrained, device=device, precision=precision)
+
+
+def _metadata(encoder, backend, extra=None):
+    meta = {
+        "pairclass.model": encoder.name, "pairclass.pretrained": encoder.pretrained,
+        "pairclass.dim": str(encoder.dim), "pairclass.backend": backend, "pairclass.version": __version__,
+    }
+    return {**meta, **(extra or {})}
+
+
+def _resolve_columns(table, path, image_col, text_cols, backend):
+    """Manifest column -> output column, for the image column (or None) and the text columns."""
+    names = table.column_names
+    if image_col == AUTO:
+        image_col = DEFAULT_IMAGE_COL if backend == "clip" and DEFAULT_IMAGE_COL in names else None
+    if text_cols == AUTO:
+        text_cols = [DEFAULT_TEXT_COL] if DEFAULT_TEXT_COL in names else []
+    if isinstance(text_cols, str):
+        text_cols = [text_cols]
+    text_cols = text_cols or []
+    if image_col and backend == "text":
+        raise input_error("the text backend embeds no images; drop --image-col or use --backend clip",
+                          path=path, column=image_col)
+    if isinstance(text_cols, dict):
+        texts = dict(text_cols)
+    elif len(text_cols) == 1:
+        texts = {text_cols[0]: TEXT_OUT}
+    else:
+        texts = {c: c for c in text_cols}
+    if not image_col and not texts:
+        raise input_error(
+            f"nothing to embed: no {DEFAULT_IMAGE_COL!r} or {DEFAULT_TEXT_COL!r} column; "
+            "pass --image-col and/or --text-col", path=path,
+        )
+    require_columns(table, [image_col, *texts] if image_col else list(texts), path)
+    image = {image_col: IMAGE_OUT} if image_col else {}
+    outs = [*image.values(), *texts.values()]
+    if len(set(outs)) != len(outs):
+        raise input_error(f"two inputs write the same output column ({', '.join(outs)})", path=path)
+    return image, texts
+
+
+def _manifest(path, id_col):
+    table = read_table(path)
+    require_columns(table, [id_col], path)
+    ids = table.column(id_col)
+    if ids.null_count:
+        raise input_error(f"{ids.null_count} missing id(s)", path=path, column=id_col)
+    ids = ids.cast(pa.string()).to_pylist()
+    if len(set(ids)) != len(ids):
+        seen, dup = set(), None
+        for i in ids:
+            if i in seen:
+                dup = i
+                break
+            seen.add(i)
+        raise input_error(f"duplicate id {dup!r}", path=path, column=id_col)
+    if not ids:
+        raise input_error("no rows", path=path)
+    return table, ids
+
+
+def _strings(table, column):
+    return [None if v is None else str(v) for v in table.column(column).to_pylist()]
+
+
+def _numpy(x):
+    return x.cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float32)
+
+
+class _Batch:
+    """One batch in flight: positions, device tensors still computing, and its errors."""
+
+    def __init__(self, positions, dim, columns):
+        self.positions = positions
+        self.parts = {c: [] for c in columns}
+        self.errors = {}
+        self.dim = dim
+
+    def resolve(self):
+        """Per column, a (len(positions), dim) float32 array; failed rows are zeros."""
+        out = {}
+        for c, parts in self.parts.items():
+            X = np.zeros((len(self.positions), self.dim), np.float32)
+            for rows, value in parts:
+                X[rows] = _numpy(value)
+            out[c] = X
+        return out
+
+
+class _Chunker:
+    """Collects resolved batches and writes a chunk every ``chunk_rows`` items."""
+
+    def __init__(self, store, ids, chunk_rows):
+        self.store, self.ids, self.chunk_rows = store, ids, chunk_rows
+        self.positions, self.embeddings, self.errors = [], [], {}
+
+    def add(self, batch):
+        resolved = batch.resolve()
+        offset = len(self.positions)
+        self.positions += batch.positions
+        self.embeddings.append(resolved)
+        self.errors.update({offset + r: e for r, e in batch.errors.items()})
+        if len(self.positions) >= self.chunk_rows:
+            self.flush()
+
+    def flush(self):
+        if not self.positions:
+            return
+        columns = self.store.columns
+        self.store.write(
+            [self.ids[p] for p in self.positions],
+            {c: np.concatenate([e[c] for e in self.embeddings]) for c in columns},
+            self.errors,
+        )
+        self.positions, self.embeddings, self.errors = [], [], {}
+
+
+def _batches(pending, batch_size, *, image, sources, root, encoder, workers, limits):
+    """Yield (manifest positions, None or (row groups, image groups, failures)) per batch, in order.
+
+    Images decode in DataLoader workers; rows are positions within the batch.
+    """
+    if not image:
+        for start in range(0, len(pending), batch_size):
+            yield pending[start:start + batch_size], None
+        return
+    dataset = ImageDataset([sources[p] or "" for p in pending], limits, root=root,
+                           target_size=encoder.preprocess.size)
+    if workers:
+        torch.multiprocessing.set_sharing_strategy("file_system")
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_images,
+        pin_memory=encoder.device.type == "cuda", prefetch_factor=4 if workers else None,
+    )
+    try:
+        for start, (positions, groups, failures) in zip(range(0, len(pending), batch_size), loader):
+            local = [[p - start for p in group] for group in positions]
+            yield pending[start:start + batch_size], (local, groups, [(p - start, r) for p, r in failures])
+    finally:
+        dataset.close()
+
+
+def run_embed(
+    manifest,
+    out,
+    *,
+    id_col=DEFAULT_ID_COL,
+    image_col=AUTO,
+    text_cols=AUTO,
+    keep_cols=(),
+    backend="clip",
+    model=None,
+    pretrained=None,
+    device="auto",
+    precision="auto",
+    batch_size=256,
+    workers=None,
+    chunk_rows=4096,
+    image_root=None,
+    limits=None,
+    retry_errors=False,
+    encoder=None,
+    progress=None,
+):
+    """Embed a catalogue's images and texts into an embedding parquet (SQID layout), resumably.
+
+    Parameters
+    ----------
+    manifest : path-like
+        CSV or parquet with one row per item.
+    out : path-like
+        Output parquet: the id, the ``keep_cols`` and one L2-normalised list<float32> column per view
+        (``clip_image_features``, ``clip_text_features``). The model, weights, dimension and pairclass
+        version go into the schema metadata.
+    id_col : str, default="product_id"
+    image_col : str or None, default="auto"
+        Column of local paths (relative to ``image_root``) or http(s) URLs. ``"auto"`` uses ``image``
+        when the manifest has it.
+    text_cols : str, sequence of str, dict or None, default="auto"
+        Text columns. One column writes ``clip_text_features``; several keep their names; a dict maps
+        column to output name. ``"auto"`` uses ``title`` when the manifest has it.
+    keep_cols : sequence of str
+        Manifest columns copied to the output (labels, for example).
+    backend : {"clip", "text"}, default="clip"
+        open_clip, or sentence-transformers for text-only catalogues.
+    model, pretrained : str, optional
+        See :func:`load_encoder`. Defaults: ViT-B-32 with random weights; the offline MiniLM for ``text``.
+    device : str, default="auto"
+    precision : {"auto", "fp32", "fp16", "bf16"}, default="auto"
+    batch_size : int, default=256
+    workers : int, optional
+        DataLoader workers that fetch and decode images; default: the CPU count, at most 16.
+    chunk_rows : int, default=4096
+        Items per chunk file. An interrupted run loses at most the chunk in progress.
+    image_root : path-like, optional
+        Folder for relative image paths; default: the manifest's folder.
+    limits : FetchLimits, optional
+        Timeout, byte cap, pixel cap, retries and download concurrency.
+    retry_errors : bool, default=False
+        On a rerun, try again the items that failed before.
+    encoder : ClipEncoder or SentenceEncoder, optional
+        An already loaded encoder; then ``backend``, ``model``, ``pretrained``, ``device`` and
+        ``precision`` are ignored.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each batch (``done`` counts earlier runs' items).
+
+    Returns
+    -------
+    EmbedResult
+
+    Raises
+    ------
+    InputError
+        For a missing or unreadable manifest, a missing column, duplicate ids, a bad model or weights,
+        or chunks left by a run with other settings.
+    """
+    manifest, out = Path(manifest), Path(out)
+    if out.suffix.lower() not in (".parquet", ".pq"):
+        raise input_error("output must be a .parquet file", path=out)
+    table, ids = _manifest(manifest, id_col)
+    if encoder is not None:
+        backend = "text" if not hasattr(encoder, "encode_images") else "clip"
+    image, texts = _resolve_columns(table, manifest, image_col, text_cols, backend)
+    require_columns(table, list(keep_cols), manifest)
+    if batch_size < 1 or chunk_rows < 1:
+        raise input_error("batch_size and chunk_rows must be at least 1")
+    if encoder is None:
+        encoder = load_encoder(backend, model, pretrained, device=device, precision=precision)
+    workers = min(16, os.cpu_count() or 1) if workers is None else workers
+    limits = limits or FetchLimits()
+    columns = {**image, **texts}
+    signature = {"backend": backend, "model": encoder.name, "pretrained": encoder.pretrained,
+                 "dim": encoder.dim, "id_col": id_col, "columns": columns}
+    store = ChunkStore(out, signature, list(columns.values()))
+    done, failed = store.open()
+    skip = done | (set() if retry_errors else failed)
+    pending = [p for p, i in enumerate(ids) if i not in skip]
+    sources = _strings(table, next(iter(image))) if image else None
+    text_values = {c: _strings(table, c) for c in texts}
+    root = Path(image_root) if image_root is not None else manifest.parent
+    chunker = _Chunker(store, ids, max(chunk_rows, 1))
+    total, finished = len(ids), len(ids) - len(pending)
+
+    def submit(positions, loaded):
+        batch = _Batch(positions, encoder.dim, columns.values())
+        if image:
+            src_col, out_col = next(iter(image.items()))
+            groups_pos, groups, failures = loaded
+            for local, reason in failures:
+                batch.errors[local] = (src_col, sources[positions[local]] or "", reason)
+            if groups:
+                rows = [r for g in groups_pos for r in g]
+                batch.parts[out_col].append((rows, encoder.encode_images(groups)))
+        for src_col, out_col in texts.items():
+            values = [text_values[src_col][p] for p in positions]
+            rows = [r for r, v in enumerate(values) if v is not None]
+            for r, v in enumerate(values):
+                if v is None and r not in batch.errors:
+                    batch.errors[r] = (src_col, "", "missing text")
+            if rows:
+                batch.parts[out_col].append((rows, encoder.encode_texts([values[r] for r in rows])))
+        return batch
+
+    started = time.perf_counter()
+    in_flight = None
+    if progress is not None:
+        progress(finished, total)
+    try:
+        for positions, loaded in _batches(pending, batch_size, image=bool(image), sources=sources, root=root,
+                                          encoder=encoder, workers=workers, limits=limits):
+            batch = submit(positions, loaded)
+            # resolve the previous batch while the device works on this one
+            if in_flight is not None:
+                chunker.add(in_flight)
+                finished += len(in_flight.positions)
+                in_flight = None
+                if progress is not None:
+                    progress(finished, total)
+            in_flight = batch
+        if in_flight is not None:
+            chunker.add(in_flight)
+            finished += len(in_flight.positions)
+            if progress is not None:
+                progress(finished, total)
+    finally:
+        chunker.flush()
+    seconds = time.perf_counter() - started
+    metadata = _metadata(encoder, backend, {"pairclass.columns": json.dumps(columns)})
+    n_written, errors = store.assemble(table, id_col=id_col, keep_cols=list(keep_cols), metadata=metadata)
+    reasons = {}
+    for reason in errors.column("reason").to_pylist():
+        key = reason.split(":")[0].split(" (after")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    return EmbedResult(
+        out=out, errors_path=errors_path(out) if errors.num_rows else None, n_items=total,
+        n_written=n_written, n_embedded=len(pending), n_failed=errors.num_rows, columns=columns,
+        model=encoder.name, pretrained=encoder.pretrained, backend=backend,
+        device=str(getattr(encoder, "device", "cpu")), dim=encoder.dim, seconds=seconds,
+        failure_reasons=reasons,
+    )
+
+
+def run_embed_classes(
+    classes,
+    out,
+    *,
+    templates="default",
+    backend="clip",
+    model=None,
+    pretrained=None,
+    device="auto",
+    precision="auto",
+    batch_size=256,
+    encoder=None,
+):
+    """Embed class prompts with prompt ensembling: the normalised mean of each template's embedding.
+
+    Parameters
+    ----------
+    classes : path-like
+        A text file (one class per line), or a CSV/parquet with ``name`` and optional ``prompt``
+        (the text put into the templates instead of the name).
+    out : path-like
+        Parquet with ``name``, ``prompt`` (the filled templates, joined by `` | ``) and ``embedding``
+        (list<float32>), which ``pairclass classify --classes`` reads.
+    templates : "default", sequence of str or path-like, default="default"
+        Prompt templates, each with one ``{}``; a file has one per line.
+    backend, model, pretrained, device, precision, encoder
+        As in :func:`run_embed`. Use the model that embedded the items.
+    batch_size : int, default=256
+
+    Returns
+    -------
+    ClassEmbedResult
+    """
+    out = Path(out)
+    if out.suffix.lower() not in (".parquet", ".pq"):
+        raise input_error("output must be a .parquet file", path=out)
+    class_set = read_classes(classes)
+    template_list = load_templates(templates)
+    if encoder is None:
+        encoder = load_encoder(backend, model, pretrained, device=device, precision=precision)
+    else:
+        backend = "text" if not hasattr(encoder, "encode_images") else "clip"
+    texts = class_set.prompts or class_set.names
+    prompts = [fill_templates(template_list, t) for t in texts]
+    flat = [p for group in prompts for p in group]
+    E = encoder.embed_texts(flat, batch_size=batch_size).reshape(len(texts), len(template_list), -1)
+    T = E.mean(axis=1)
+    T /= np.linalg.norm(T, axis=1, keepdims=True)
+    table = pa.table(
+        {"name": class_set.names, "prompt": [" | ".join(p) for p in prompts], "embedding": embedding_column(T)},
+        metadata=_metadata(encoder, backend, {"pairclass.templates": json.dumps(template_list)}),
+    )
+    write_table(table, out)
+    return ClassEmbedResult(out, list(class_set.names), template_list, encoder.name, encoder.pretrained,
+                            backend, encoder.dim)
