@@ -170,6 +170,9 @@ def classify(
     ] = None,
     min_count: Annotated[int, typer.Option(help="Fewer confident items than this: full cosine.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed for the bracket order.")] = 0,
+    encoder: Annotated[
+        Optional[Path], typer.Option(help="Also classify through a head from 'pairclass train'.")
+    ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write predictions (parquet, or .csv).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
 ):
@@ -183,7 +186,7 @@ def classify(
     result = run_classify(
         embeddings, classes, views=split_list(views, "column"), id_col=id_col, label_col=label_col,
         methods=split_list(method, "method"), pairwise=pairwise, k=k, cos_min=cos_min,
-        diff_min=diff_min, candidates=candidates, min_count=min_count, seed=seed, out=out,
+        diff_min=diff_min, candidates=candidates, min_count=min_count, seed=seed, encoder=encoder, out=out,
         progress=progress_printer(not json_out),
     )
     for note in result.warnings:
@@ -404,3 +407,112 @@ def audit(
         render_audit(result, top)
         if out is not None:
             err.print(f"wrote {result.n_items} items with their label scores to {out}", highlight=False)
+
+
+@contextlib.contextmanager
+def train_progress(enabled):
+    """Yield a ``progress(step, n_steps, loss)`` callback drawing a bar with the loss, or None."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("train", total=None, loss="-")
+
+        def update(step, n_steps, loss):
+            bar.update(task, total=n_steps, completed=step, loss=f"{loss:.4f}")
+
+        yield update
+
+
+@app.command()
+@library_errors
+def train(
+    embeddings: Annotated[Path, typer.Argument(help="Embedding parquet (SQID layout).")],
+    out: Annotated[Path, typer.Option(help="Encoder directory to write (safetensors + JSON config).")],
+    label_col: Annotated[
+        Optional[str], typer.Option(help="Training labels. Without it: pseudo-labels from --classes.")
+    ] = None,
+    classes: Annotated[
+        Optional[Path], typer.Option(help="Class embeddings, for training on confident pseudo-labels.")
+    ] = None,
+    view: Annotated[str, typer.Option(help="Embedding column to train on.")] = DEFAULT_VIEWS[0],
+    id_col: Annotated[str, typer.Option(help="Item id column.")] = DEFAULT_ID_COL,
+    loss: Annotated[str, typer.Option(help="proxy_anchor, proxy_nca, soft_triple or contrastive.")] = "proxy_anchor",
+    so_weight: Annotated[float, typer.Option(help="Soft Orthogonality weight on the proxies (0: off).")] = 0.0,
+    tcm_weight: Annotated[float, typer.Option(help="Threshold-Consistent Margin weight (0: off).")] = 0.0,
+    dim: Annotated[int, typer.Option(help="Output embedding width.")] = 256,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
+    batch_size: Annotated[int, typer.Option(help="Items per batch.")] = 256,
+    lr: Annotated[float, typer.Option(help="Learning rate of the head (proxies: 100x).")] = 1e-3,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed for weights, proxies and batches.")] = 0,
+    train_classes: Annotated[
+        Optional[Path], typer.Option(help="Text file, one class per line: train on these only.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
+):
+    """Train a metric-learning projection head on frozen embeddings.
+
+    Example: pairclass train emb.parquet --label-col category --loss proxy_anchor --out encoder/
+    """
+    from .dml import run_train
+
+    with train_progress(not json_out) as progress:
+        result = run_train(
+            embeddings, out=out, label_col=label_col, classes=classes, view=view, id_col=id_col,
+            loss=loss, so_weight=so_weight, tcm_weight=tcm_weight, dim=dim, epochs=epochs,
+            batch_size=batch_size, lr=lr, device=device, seed=seed, train_classes=train_classes,
+            progress=progress,
+        )
+    if json_out:
+        print(json.dumps(result.to_json()))
+    else:
+        err.print(
+            f"trained {result.loss} on {result.n_items} items, {len(result.classes)} classes "
+            f"({result.label_source}) in {result.train_seconds:.1f}s on {result.device}; "
+            f"final loss {result.epoch_loss[-1]:.4f}; wrote {result.out}",
+            highlight=False,
+        )
+
+
+@app.command("evaluate-encoder")
+@library_errors
+def evaluate_encoder(
+    embeddings: Annotated[Path, typer.Argument(help="Embedding parquet (SQID layout) with labels.")],
+    label_col: Annotated[str, typer.Option(help="Class label column.")],
+    encoder: Annotated[Path, typer.Option(help="Encoder directory written by pairclass train.")],
+    view: Annotated[
+        Optional[str], typer.Option(help="Embedding column. Default: the one the encoder was trained on.")
+    ] = None,
+    id_col: Annotated[str, typer.Option(help="Item id column.")] = DEFAULT_ID_COL,
+    test_classes: Annotated[
+        Optional[Path], typer.Option(help="Text file, one class per line: evaluate on these only.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+):
+    """Retrieval metrics (Recall@K, MAP@R, OPIS) of the raw embeddings and of the encoder.
+
+    Example: pairclass evaluate-encoder emb.parquet --label-col category --encoder encoder/
+    --test-classes unseen.txt --json
+    """
+    from .dml import run_evaluate_encoder
+
+    result = run_evaluate_encoder(
+        embeddings, encoder=encoder, label_col=label_col, view=view, id_col=id_col,
+        test_classes=test_classes,
+    )
+    for note in result.warnings:
+        err.print(f"[yellow]Warning:[/] {note}", highlight=False)
+    if json_out:
+        print(json.dumps(result.to_json()))
+        return
+    table = Table(title=f"retrieval on {result.n_items} items, {result.n_classes} classes")
+    table.add_column("embeddings")
+    keys = list(result.raw)
+    for key in keys:
+        table.add_column(key, justify="right")
+    for name, row in (("raw", result.raw), ("encoder", result.encoder)):
+        table.add_row(name, *[f"{row[k]:.3f}" for k in keys])
+    err.print(table)

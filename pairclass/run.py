@@ -105,6 +105,7 @@ def run_classify(
     candidates=None,
     min_count=10,
     seed=0,
+    encoder=None,
     out=None,
     progress=None,
 ):
@@ -127,6 +128,9 @@ def run_classify(
         False runs the baseline only.
     k, cos_min, diff_min, candidates, min_count, seed
         Passed to :class:`PairwiseClassifier`.
+    encoder : path-like, optional
+        A metric-learning head from ``pairclass train``: items and class embeddings are also mapped
+        through it and classified there, reported as ``baseline+encoder`` and ``pairwise+encoder``.
     out : path-like, optional
         Write the predictions here atomically (parquet, or CSV for ``.csv``).
     progress : callable, optional
@@ -166,40 +170,50 @@ def run_classify(
         columns[f"{view}__baseline__margin"] = margin
     preds, summary = {}, {}
     diagnostics = {"n_pairs": len(T) * (len(T) - 1) // 2, "fallback_pairs": {}}
-    for method in run:
-        step(f"{method}: classifying {data.n_items:,} items")
-        output = run_method(method, data.views, T, params)
-        preds[method] = {v: names[p] for v, p in output.pred.items()}
-        for v in views:
-            if output.joint and v != views[0]:
-                continue
-            prefix = method if output.joint else f"{v}__{method}"
-            columns[f"{prefix}__pred"] = preds[method][v]
-            columns[f"{prefix}__confidence"] = output.confidence[v]
-        if output.diagnostics:
-            diagnostics["fallback_pairs"][method] = {
-                v: d["n_fallback_pairs"] for v, d in output.diagnostics.items()
-            }
-        entry = {"agreement_f1": None}
-        if len(views) == 2 and not output.joint:
-            entry["agreement_f1"] = agreement_f1(preds[method][views[1]], preds[method][views[0]])
-        if data.labels is not None:
-            scores = {v: label_scores(data.labels, preds[method][v]) for v in views}
-            entry["accuracy"] = {v: s["accuracy"] for v, s in scores.items()}
-            entry["f1"] = {v: s["f1"] for v, s in scores.items()}
-        summary[method] = entry
-        if method != "baseline" and hollow_agreement(entry, summary["baseline"]):
-            notes.append(
-                f"{method}: the views agree more than with the baseline but are less accurate "
-                "(they agree on wrong classes)"
-            )
+    spaces = [("", data.views, T)]
+    if encoder is not None:
+        from .dml import load_encoder
+
+        head = load_encoder(encoder)
+        step(f"encoder: mapping items and classes through {encoder}")
+        encoded = {v: head.transform(X) for v, X in data.views.items()}
+        spaces.append(("+encoder", encoded, l2_normalize(head.transform(T).astype(np.float64))))
+    for suffix, space_views, space_T in spaces:
+        for method in run if not suffix else [m for m in run if m in ("baseline", "pairwise")]:
+            name = method + suffix
+            step(f"{name}: classifying {data.n_items:,} items")
+            output = run_method(method, space_views, space_T, params)
+            preds[name] = {v: names[p] for v, p in output.pred.items()}
+            for v in views:
+                if output.joint and v != views[0]:
+                    continue
+                prefix = name if output.joint else f"{v}__{name}"
+                columns[f"{prefix}__pred"] = preds[name][v]
+                columns[f"{prefix}__confidence"] = output.confidence[v]
+            if output.diagnostics:
+                diagnostics["fallback_pairs"][name] = {
+                    v: d["n_fallback_pairs"] for v, d in output.diagnostics.items()
+                }
+            entry = {"agreement_f1": None}
+            if len(views) == 2 and not output.joint:
+                entry["agreement_f1"] = agreement_f1(preds[name][views[1]], preds[name][views[0]])
+            if data.labels is not None:
+                scores = {v: label_scores(data.labels, preds[name][v]) for v in views}
+                entry["accuracy"] = {v: s["accuracy"] for v, s in scores.items()}
+                entry["f1"] = {v: s["f1"] for v, s in scores.items()}
+            summary[name] = entry
+            if method != "baseline" and hollow_agreement(entry, summary["baseline" + suffix]):
+                notes.append(
+                    f"{name}: the views agree more than with the baseline but are less accurate "
+                    "(they agree on wrong classes)"
+                )
     if DEFAULT_METHOD in summary:
         summary["default"] = summary[DEFAULT_METHOD]
 
     per_class = []
     if data.labels is not None:
         table = {}
-        for m in run:
+        for m in preds:
             for v in views:
                 support, f1 = per_class_f1(data.labels, preds[m][v], cls.names)
                 table[(m, v)] = f1
