@@ -196,24 +196,7 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
 
     def _start(self, X, class_embeddings, class_names):
         X = validate_data(self, X, reset=True, dtype=[np.float32, np.float64])
-        T = check_array(class_embeddings, dtype=np.float64, input_name="class_embeddings")
-        if T.shape[0] < 2:
-            raise ValueError(f"class_embeddings needs at least 2 classes; got {T.shape[0]}")
-        if T.shape[1] != X.shape[1]:
-            raise ValueError(
-                f"class_embeddings has {T.shape[1]} features, but X has {X.shape[1]} features"
-            )
-        self.class_embeddings_ = l2_normalize(T, name="class_embeddings")
-        if class_names is None:
-            self.classes_ = np.arange(T.shape[0])
-        else:
-            self.classes_ = np.asarray(class_names)
-            if self.classes_.shape != (T.shape[0],):
-                raise ValueError(
-                    f"class_names has {self.classes_.size} names for {T.shape[0]} class embeddings"
-                )
-            if np.unique(self.classes_).size != self.classes_.size:
-                raise ValueError("class_names has duplicates")
+        self.class_embeddings_, self.classes_ = check_classes(class_embeddings, class_names, X.shape[1])
         return X
 
     def _check_X(self, X):
@@ -389,6 +372,31 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = self._check_X(X)
         return self.classes_[baseline_scores(X, self.class_embeddings_)[0]]
+
+
+def check_classes(class_embeddings, class_names, n_features):
+    """Validate class embeddings (and names) for ``n_features``-wide items.
+
+    Returns
+    -------
+    class_embeddings : ndarray of shape (n_classes, n_features)
+        L2-normalised, float64.
+    classes : ndarray of shape (n_classes,)
+        ``class_names``, or ``0..n_classes-1``.
+    """
+    T = check_array(class_embeddings, dtype=np.float64, input_name="class_embeddings")
+    if T.shape[0] < 2:
+        raise ValueError(f"class_embeddings needs at least 2 classes; got {T.shape[0]}")
+    if T.shape[1] != n_features:
+        raise ValueError(f"class_embeddings has {T.shape[1]} features, but X has {n_features} features")
+    if class_names is None:
+        return l2_normalize(T, name="class_embeddings"), np.arange(T.shape[0])
+    classes = np.asarray(class_names)
+    if classes.shape != (T.shape[0],):
+        raise ValueError(f"class_names has {classes.size} names for {T.shape[0]} class embeddings")
+    if np.unique(classes).size != classes.size:
+        raise ValueError("class_names has duplicates")
+    return l2_normalize(T, name="class_embeddings"), classes
 
 
 def baseline_scores(X, class_embeddings):

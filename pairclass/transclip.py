@@ -14,9 +14,9 @@ import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .classify import _row_chunks, l2_normalize
+from .classify import _row_chunks, check_classes, l2_normalize
 
 __all__ = ["TransCLIPClassifier", "transclip_zs", "knn_graph", "auto_temperature"]
 
@@ -248,20 +248,7 @@ class TransCLIPClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, reset=True, dtype=[np.float32, np.float64])
         if X.shape[0] < 2:
             raise ValueError(f"TransCLIP-ZS needs at least 2 items; got {X.shape[0]}")
-        T = check_array(class_embeddings, dtype=np.float64, input_name="class_embeddings")
-        if T.shape[0] < 2:
-            raise ValueError(f"class_embeddings needs at least 2 classes; got {T.shape[0]}")
-        if T.shape[1] != X.shape[1]:
-            raise ValueError(f"class_embeddings has {T.shape[1]} features, but X has {X.shape[1]} features")
-        self.class_embeddings_ = l2_normalize(T, name="class_embeddings")
-        if class_names is None:
-            self.classes_ = np.arange(T.shape[0])
-        else:
-            self.classes_ = np.asarray(class_names)
-            if self.classes_.shape != (T.shape[0],):
-                raise ValueError(f"class_names has {self.classes_.size} names for {T.shape[0]} class embeddings")
-            if np.unique(self.classes_).size != self.classes_.size:
-                raise ValueError("class_names has duplicates")
+        self.class_embeddings_, self.classes_ = check_classes(class_embeddings, class_names, X.shape[1])
         self._fit_X = X
         self.temperature_, self.assignments_ = self._solve(X)
         return self

@@ -1,6 +1,5 @@
 """Soft Orthogonality, the TCM combination and the loss factory."""
 
-import numpy as np
 import pytest
 import torch
 from pytorch_metric_learning import losses
