@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .classify import PairwiseClassifier, baseline_scores, l2_normalize
+from .classify import PairwiseClassifier, _row_chunks, _row_norms, baseline_scores, l2_normalize
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "MethodOutput", "run_method", "refine_class_embeddings"]
 
@@ -42,9 +42,9 @@ class MethodOutput:
 def refine_class_embeddings(X, class_embeddings, pred, *, weight=1.0):
     """Move each class embedding towards the mean direction of the items assigned to it.
 
-    ``normalize(t_c + weight * normalize(mean of normalize(x) over items with pred == c))``; classes
-    with no items keep their embedding. ``weight=1`` puts the text anchor and the items on an equal
-    footing: the result bisects the two directions.
+    ``normalize(t_c + weight * normalize(mean of normalize(x) over items with pred == c))``; items
+    with ``pred == -1`` are left out and classes with no items keep their embedding. ``weight=1``
+    puts the text anchor and the items on an equal footing: the result bisects the two directions.
 
     Examples
     --------
@@ -54,8 +54,19 @@ def refine_class_embeddings(X, class_embeddings, pred, *, weight=1.0):
     [[0.707, 0.707], [0.0, 1.0]]
     """
     C, D = class_embeddings.shape
+    X = np.asarray(X)
     sums = np.zeros((C, D))
-    np.add.at(sums, pred, l2_normalize(np.asarray(X, dtype=np.float64)))
+    # Chunked: a scaled one-hot product sums the normalised rows without copying X whole.
+    for rows in _row_chunks(X.shape[0], max(C, D)):
+        chunk = X[rows]
+        norms = _row_norms(chunk)
+        if not norms.all():
+            raise ValueError(f"X has an all-zero row at row {rows.start + np.flatnonzero(norms == 0)[0]}")
+        p = pred[rows]
+        kept = np.flatnonzero(p >= 0)
+        weights = np.zeros((C, chunk.shape[0]), dtype=chunk.dtype)
+        weights[p[kept], kept] = 1 / norms[kept]
+        sums += weights @ chunk
     has_items = np.linalg.norm(sums, axis=1) > 0
     refined = np.array(class_embeddings, dtype=np.float64)
     refined[has_items] = l2_normalize(
@@ -73,8 +84,7 @@ def _proto(X, T, params, pseudo_labels=None):
     """Pairwise, one prototype step, pairwise again (statistics from ``pseudo_labels`` if given)."""
     first, _ = _pairwise(X, T, params, pseudo_labels)
     source = first.pred if pseudo_labels is None else pseudo_labels
-    assigned = source >= 0
-    refined = refine_class_embeddings(X[assigned], T, source[assigned])
+    refined = refine_class_embeddings(X, T, source)
     return _pairwise(X, refined, params, pseudo_labels)
 
 
@@ -122,7 +132,10 @@ def run_method(method, views, class_embeddings, params):
             {v: d.confidence for v, (d, _) in out.items()},
         )
     if method == "joint":
-        stacked = np.hstack([l2_normalize(np.asarray(X, dtype=np.float32)) for X in views.values()])
+        widths = np.cumsum([0] + [X.shape[1] for X in views.values()])
+        stacked = np.empty((len(next(iter(views.values()))), widths[-1]), dtype=np.float32)
+        for X, lo, hi in zip(views.values(), widths[:-1], widths[1:]):
+            stacked[:, lo:hi] = X / _row_norms(X)[:, None]
         decision, _ = _proto(stacked, np.hstack([T] * len(views)), params)
         return MethodOutput(
             {v: decision.pred for v in views},

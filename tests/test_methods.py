@@ -115,3 +115,12 @@ def test_cli_unknown_method(make_files):
     result = CliRunner().invoke(app, ["classify", str(emb), "--classes", str(cls), "--method", "magic"])
     assert result.exit_code == 2
     assert result.stderr == (f"Error: unknown method 'magic'; choose from {', '.join(METHODS)} or all\n")
+
+
+def test_refine_ignores_unassigned_items():
+    rng = np.random.default_rng(1)
+    T = l2_normalize(rng.normal(size=(2, 4)))
+    X = rng.normal(size=(6, 4))
+    pred = np.array([0, -1, 1, -1, 0, 1])
+    np.testing.assert_allclose(refine_class_embeddings(X, T, pred),
+                               refine_class_embeddings(X[pred >= 0], T, pred[pred >= 0]))
