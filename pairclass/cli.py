@@ -443,9 +443,9 @@ def train(
     so_weight: Annotated[float, typer.Option(help="Soft Orthogonality weight on the proxies (0: off).")] = 0.0,
     tcm_weight: Annotated[float, typer.Option(help="Threshold-Consistent Margin weight (0: off).")] = 0.0,
     dim: Annotated[int, typer.Option(help="Output embedding width.")] = 256,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
     batch_size: Annotated[int, typer.Option(help="Items per batch.")] = 256,
-    lr: Annotated[float, typer.Option(help="Learning rate of the head (proxies: 100x).")] = 1e-3,
+    lr: Annotated[float, typer.Option(help="Learning rate of the head (proxies: 100x; the Proxy Anchor recipe).")] = 1e-4,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for weights, proxies and batches.")] = 0,
     train_classes: Annotated[

@@ -13,6 +13,8 @@ scores them side by side.
 - ``joint``: one label per item from both views at once: ``proto`` on the concatenated,
   per-view-normalised embeddings (a cosine there is the mean of the views' cosines).
 - ``transclip``: TransCLIP-ZS, the transductive peer (see :mod:`pairclass.transclip`).
+- ``cotrain_transclip``: TransCLIP-ZS anchored to the class embeddings that ``cotrain``'s first
+  stage refines (towards the items whose views agree), instead of to the raw text embeddings.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from .classify import PairwiseClassifier, _row_chunks, _row_norms, baseline_scor
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "MethodOutput", "run_method", "refine_class_embeddings"]
 
-METHODS = ("baseline", "pairwise", "proto", "cotrain", "joint", "transclip")
+METHODS = ("baseline", "pairwise", "proto", "cotrain", "joint", "transclip", "cotrain_transclip")
 DEFAULT_METHOD = "cotrain"
 
 
@@ -88,6 +90,28 @@ def _proto(X, T, params, pseudo_labels=None):
     return _pairwise(X, refined, params, pseudo_labels)
 
 
+def _agreed_sources(views, T, params):
+    """Per view, the labels that refine its class embeddings: ``proto``'s predictions, kept (with
+    two views) only where both views' predictions agree, -1 elsewhere."""
+    first = {v: _proto(X, T, params)[0].pred for v, X in views.items()}
+    if len(views) != 2:
+        return first
+    a, b = first.values()
+    agreed = np.where(a == b, a, -1)
+    return dict.fromkeys(views, agreed)
+
+
+def _transclip(views, class_embeddings, seed):
+    """TransCLIP-ZS per view; ``class_embeddings`` maps each view to its class embeddings."""
+    from .transclip import TransCLIPClassifier
+
+    out = {}
+    for v, X in views.items():
+        proba = TransCLIPClassifier(seed=seed).fit(X, class_embeddings[v]).predict_proba(X)
+        out[v] = (proba.argmax(axis=1), proba.max(axis=1))
+    return MethodOutput({v: o[0] for v, o in out.items()}, {v: o[1] for v, o in out.items()})
+
+
 def run_method(method, views, class_embeddings, params):
     """Run one method over the views.
 
@@ -120,11 +144,9 @@ def run_method(method, views, class_embeddings, params):
             diagnostics={v: {"n_fallback_pairs": n} for v, (_, n) in out.items()},
         )
     if method == "cotrain":
-        first = {v: _proto(X, T, params)[0].pred for v, X in views.items()}
         if len(views) == 2:
-            a, b = first.values()
-            agreed = np.where(a == b, a, -1)
-            out = {v: _proto(X, T, params, agreed) for v, X in views.items()}
+            agreed = _agreed_sources(views, T, params)
+            out = {v: _proto(X, T, params, agreed[v]) for v, X in views.items()}
         else:
             out = {v: _proto(X, T, params) for v, X in views.items()}
         return MethodOutput(
@@ -143,12 +165,9 @@ def run_method(method, views, class_embeddings, params):
             joint=True,
         )
     if method == "transclip":
-        from .transclip import TransCLIPClassifier
-
-        out = {}
-        for v, X in views.items():
-            clf = TransCLIPClassifier(seed=params.get("seed", 0)).fit(X, T)
-            proba = clf.predict_proba(X)
-            out[v] = (proba.argmax(axis=1), proba.max(axis=1))
-        return MethodOutput({v: o[0] for v, o in out.items()}, {v: o[1] for v, o in out.items()})
+        return _transclip(views, dict.fromkeys(views, T), params.get("seed", 0))
+    if method == "cotrain_transclip":
+        sources = _agreed_sources(views, T, params)
+        refined = {v: refine_class_embeddings(X, T, sources[v]) for v, X in views.items()}
+        return _transclip(views, refined, params.get("seed", 0))
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")

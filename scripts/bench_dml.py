@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from datasets import embed_texts, fashion_styles  # noqa: E402
+from datasets import fashion_name_embeddings, fashion_styles  # noqa: E402
 
 from pairclass.dml.evaluate import retrieval_metrics  # noqa: E402
 from pairclass.dml.losses import PROXY_LOSSES, build_loss  # noqa: E402
@@ -31,10 +31,15 @@ from pairclass.dml.train import resolve_device, train_encoder  # noqa: E402
 METRICS = ("recall_at_1", "recall_at_10", "recall_at_100", "recall_at_1000", "map_at_r", "opis")
 
 
-def fashion_split(min_count, per_class, seed):
+def fashion_split(min_count, per_class, seed, dedupe=True):
     df = fashion_styles()
-    df = df[df["productDisplayName"].str.strip() != ""].reset_index(drop=True)
-    X = embed_texts(df["productDisplayName"])
+    name = df["productDisplayName"].str.strip().str.lower()
+    named = (name != "").to_numpy().copy()
+    if dedupe:
+        # A query whose exact name (case aside) is also in the gallery is found trivially.
+        named &= ~name.duplicated().to_numpy()
+    X = fashion_name_embeddings()[named]
+    df = df[named].reset_index(drop=True)
     labels = df["articleType"].to_numpy(object)
     counts = df["articleType"].value_counts()
     counts = counts[counts >= min_count].sort_values(ascending=False, kind="stable")
@@ -47,7 +52,7 @@ def fashion_split(min_count, per_class, seed):
     keep = []
     for c in counts.index:
         members = np.flatnonzero(labels == c)
-        keep.append(rng.choice(members, size=min(per_class, members.size), replace=False))
+        keep.append(members if per_class is None else rng.choice(members, size=min(per_class, members.size), replace=False))
     keep = np.sort(np.concatenate(keep))
     X, labels = X[keep], labels[keep]
     train = np.isin(labels, train_classes)
@@ -81,10 +86,11 @@ def train_one(loss, so, tcm, X, labels, args, device):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--min-count", type=int, default=50, help="smallest class kept")
-    parser.add_argument("--per-class", type=int, default=200, help="items kept per class (seeded)")
+    parser.add_argument("--per-class", type=int, default=None, help="cap on items per class (seeded); default all")
+    parser.add_argument("--keep-duplicates", action="store_true", help="keep items whose name repeats another's")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--so-weight", type=float, default=0.1)
@@ -95,7 +101,7 @@ def main():
     args = parser.parse_args()
 
     device = resolve_device(args.device)
-    (Xtr, ytr), (Xte, yte) = fashion_split(args.min_count, args.per_class, args.seed)
+    (Xtr, ytr), (Xte, yte) = fashion_split(args.min_count, args.per_class, args.seed, not args.keep_duplicates)
     print(
         f"fashion articleType, MiniLM productDisplayName: train {len(ytr)} items / {np.unique(ytr).size} classes, "
         f"test {len(yte)} items / {np.unique(yte).size} unseen classes; device {device}; "

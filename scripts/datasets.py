@@ -18,7 +18,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PAIRCLASS_SHARED_DATA", ROOT.parent / "shared" / "data"))
-CACHE = ROOT / "bench_out" / "cache"
+CACHE = Path(os.environ.get("PAIRCLASS_CACHE", ROOT / "bench_out" / "cache"))
 
 FLIPKART_CSV = SHARED / "flipkart" / "flipkart_com-ecommerce_sample_1050.csv"
 STYLES_CSV = SHARED / "fashion" / "styles.csv"
@@ -57,7 +57,7 @@ def fashion_top(label_col="articleType", n_classes=13, min_count=None):
     df = df[df["productDisplayName"].str.strip() != ""]
     counts = df[label_col].value_counts()
     keep = counts[counts >= min_count].index if min_count else counts.index[:n_classes]
-    return df[df[label_col].isin(keep)].reset_index(drop=True)
+    return df[df[label_col].isin(keep)].rename_axis("row").reset_index()
 
 
 @lru_cache(maxsize=1)
@@ -74,7 +74,7 @@ def embed_texts(texts, *, batch_size=128):
     key = hashlib.sha256("\x1f".join(texts).encode()).hexdigest()[:20]
     path = CACHE / f"minilm-{key}.npy"
     if path.exists():
-        return np.load(path)
+        return np.load(path).astype(np.float32, copy=False)
     X = minilm().encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
     X = np.asarray(X, dtype=np.float32)
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -82,6 +82,12 @@ def embed_texts(texts, *, batch_size=128):
     np.save(tmp, X)
     os.replace(tmp, path)
     return X
+
+
+def fashion_name_embeddings():
+    """MiniLM embeddings of every styles.csv productDisplayName, in file order (one cached pass;
+    subsets index it by their ``row`` column)."""
+    return embed_texts(fashion_styles()["productDisplayName"])
 
 
 def embed_classes(names, templates=("{}",)):
@@ -107,7 +113,7 @@ def real_sets():
         col = "articleType" if key == "fashion-13" else "subCategory"
         names = sorted(frame[col].unique())
         sets[key] = dict(
-            views={"name": embed_texts(frame["productDisplayName"])},
+            views={"name": fashion_name_embeddings()[frame["row"].to_numpy()]},
             labels=frame[col].to_numpy(object), classes=names, class_emb=embed_classes(names),
         )
     return sets

@@ -86,7 +86,7 @@ def test_classify_with_encoder_reports_encoded_methods(tmp_path):
     cls = tmp_path / "classes.parquet"
     pq.write_table(pa.table({"name": names, "embedding": pa.array(list(T), pa.list_(pa.float32()))}), cls)
     enc = tmp_path / "enc"
-    assert invoke("train", emb, "--label-col", "category", "--dim", 16, "--epochs", 10,
+    assert invoke("train", emb, "--label-col", "category", "--dim", 16, "--epochs", 10, "--lr", 1e-3,
                   "--batch-size", 64, "--device", "cpu", "--out", enc).exit_code == 0
     result = invoke("classify", emb, "--classes", cls, "--views", "clip_image_features",
                     "--label-col", "category", "--encoder", enc, "--min-count", 3, "--json")

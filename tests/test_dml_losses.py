@@ -85,6 +85,25 @@ def test_tcm_weight_adds_the_weighted_tcm_term_when_pairs_are_hard():
     assert both == pytest.approx(base + 0.25 * tcm, rel=1e-5)
 
 
+def test_tcm_on_mined_hard_pairs_equals_tcm_on_all_pairs_with_the_same_gradient():
+    labels = torch.arange(64) % 5
+    raw = torch.randn(64, 6, generator=torch.Generator().manual_seed(6))
+    plain = losses.MultipleLosses(
+        {"base": losses.ContrastiveLoss(pos_margin=0.0, neg_margin=0.5), "tcm": losses.ThresholdConsistentMarginLoss()},
+        weights={"base": 1.0, "tcm": 0.5},
+    )
+    results = []
+    for loss in (plain, build_loss("contrastive", 5, 6, tcm_weight=0.5)):
+        emb = raw.clone().requires_grad_()
+        value = loss(F.normalize(emb, dim=1), labels)
+        value.backward()
+        results.append((value.item(), emb.grad))
+    (v_all, g_all), (v_mined, g_mined) = results
+    assert v_all > 0
+    assert v_mined == pytest.approx(v_all, rel=1e-5)
+    torch.testing.assert_close(g_mined, g_all, rtol=1e-4, atol=1e-6)
+
+
 def test_every_loss_has_gradients_for_the_embeddings():
     labels = torch.arange(16) % 4
     for name in LOSSES:

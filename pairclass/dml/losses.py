@@ -3,7 +3,7 @@ proxies and the Threshold-Consistent Margin loss added."""
 
 from __future__ import annotations
 
-from pytorch_metric_learning import losses
+from pytorch_metric_learning import distances, losses, miners
 
 from ..errors import InputError
 from .soft_orthogonality import SoftOrthogonalityRegularizer
@@ -55,9 +55,17 @@ def build_loss(name, num_classes, embedding_size, *, so_weight=0.0, tcm_weight=0
         base = losses.ContrastiveLoss(pos_margin=0.0, neg_margin=0.5)
     if not tcm_weight:
         return base
-    # MultipleLosses calls each loss without ref_emb, which ThresholdConsistentMarginLoss ignores.
+    tcm = losses.ThresholdConsistentMarginLoss()
+    # TCM averages over the hard pairs only (positives below m+, negatives above m-), so mining
+    # exactly those pairs first leaves its value unchanged, while pml's TCM would otherwise gather
+    # all B^2 pairs' embeddings (the slow part on a CPU). MultipleLosses passes no ref_emb, which
+    # TCM ignores anyway.
+    hard_pairs = miners.PairMarginMiner(
+        pos_margin=tcm.margin_plus, neg_margin=tcm.margin_minus, distance=distances.CosineSimilarity()
+    )
     return losses.MultipleLosses(
-        {"base": base, "tcm": losses.ThresholdConsistentMarginLoss()},
+        {"base": base, "tcm": tcm},
+        miners={"tcm": hard_pairs},
         weights={"base": 1.0, "tcm": tcm_weight},
     )
 
