@@ -411,7 +411,8 @@ def run_audit(embeddings, classes, *, label_col, views=DEFAULT_VIEWS, id_col=DEF
         raise input_error("a label column is required for the audit (--label-col)", path=embeddings)
     data = read_embeddings(embeddings, views, id_col=id_col, label_col=label_col)
     dim = next(iter(data.views.values())).shape[1]
-    cls = load_class_embeddings(classes, dim, against=f"{data.path}: {views[0]}")
+    cls = load_class_embeddings(classes, dim, against=f"{data.path}: {views[0]}", metadata=data.metadata,
+                                progress=step)
     names = list(cls.names)
     y = _label_indices(data, names, label_col)
     step(f"auditing {data.n_items} labels over {len(views)} view(s)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,15 +53,31 @@ class ClassifyResult:
         return {"n_items": self.n_items, "views": list(self.views), "methods": self.methods}
 
 
-def load_class_embeddings(classes_path, dim, *, against):
-    """Read a class file that carries embeddings and check its width against ``against`` (a label)."""
+def load_class_embeddings(classes_path, dim, *, against, metadata=None, progress=None):
+    """Read a class file and check its embeddings' width against ``against`` (a label).
+
+    A class file with names only is embedded here (prompt ensembling over the default templates)
+    when ``metadata``, the items' embedding-file metadata, names the model that made them.
+    """
     classes = read_classes(classes_path)
     if classes.embeddings is None:
-        raise input_error(
-            "no 'embedding' column; embed the class prompts first "
-            "(pairclass embed-classes) or pass a parquet with name and embedding columns",
-            path=classes.path,
-        )
+        if not metadata or "pairclass.backend" not in metadata:
+            raise input_error(
+                "no 'embedding' column; embed the class prompts first "
+                "(pairclass embed-classes) or pass a parquet with name and embedding columns",
+                path=classes.path,
+            )
+        try:
+            from .embed.run import embed_classes_like
+        except ImportError as e:
+            raise input_error(
+                f"no 'embedding' column, and embedding the class names needs pairclass[embed] ({e.name} "
+                "is not installed); or embed them elsewhere with pairclass embed-classes",
+                path=classes.path,
+            ) from None
+        embeddings, how = embed_classes_like(classes, metadata)
+        (progress or (lambda message: None))(f"classes: embedded {len(classes.names)} names with {how}")
+        classes = replace(classes, embeddings=embeddings.astype(np.float32))
     if classes.embeddings.shape[1] != dim:
         raise input_error(
             f"dimension {classes.embeddings.shape[1]} does not match {against} ({dim})",
@@ -116,7 +132,8 @@ def run_classify(
     embeddings : path-like
         SQID-layout parquet.
     classes : path-like
-        Class file with embeddings (see :func:`pairclass.io.read_classes`).
+        Class file (see :func:`pairclass.io.read_classes`). Without embeddings, the names are
+        embedded with the model recorded in ``embeddings`` by ``pairclass embed``.
     views : sequence of str
         Embedding columns; agreement is reported when there are two.
     label_col : str, optional
@@ -147,7 +164,8 @@ def run_classify(
     step = progress or (lambda message: None)
     data = read_embeddings(embeddings, views, id_col=id_col, label_col=label_col)
     dim = next(iter(data.views.values())).shape[1]
-    cls = load_class_embeddings(classes, dim, against=f"{data.path}: {views[0]}")
+    cls = load_class_embeddings(classes, dim, against=f"{data.path}: {views[0]}", metadata=data.metadata,
+                                progress=step)
     T = l2_normalize(cls.embeddings.astype(np.float64), name="class embeddings")
     names = np.asarray(cls.names, dtype=object)
     params = dict(k=k, cos_min=cos_min, diff_min=diff_min, candidates=candidates,

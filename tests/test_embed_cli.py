@@ -45,7 +45,11 @@ def test_embed_then_classes_then_classify(tmp_path):
     lib = tmp_path / "lib.parquet"
     run_embed(manifest, lib, encoder=load_clip(str(TINY_CONFIG), device="cpu"), workers=0, keep_cols=["label"])
     cli_table, lib_table = pq.read_table(emb), pq.read_table(lib)
-    assert cli_table.schema.equals(lib_table.schema, check_metadata=True)
+    assert cli_table.schema.equals(lib_table.schema)
+    # The CLI also records how to reload its model; a library call with a ready encoder cannot.
+    cli_meta, lib_meta = dict(cli_table.schema.metadata), dict(lib_table.schema.metadata)
+    assert cli_meta.pop(b"pairclass.model_arg") == str(TINY_CONFIG.resolve()).encode()
+    assert cli_meta == lib_meta
     assert cli_table.select(["product_id", "label"]).equals(lib_table.select(["product_id", "label"]))
     for view in ("clip_image_features", "clip_text_features"):
         np.testing.assert_allclose(np.asarray(cli_table.column(view).to_pylist()),
@@ -66,6 +70,19 @@ def test_embed_then_classes_then_classify(tmp_path):
     report = json.loads(result.stdout)
     assert report["n_items"] == 12
     assert report["views"] == ["clip_image_features", "clip_text_features"]
+
+    # A names-only class file is embedded by classify itself, with the model recorded in emb.parquet
+    # and the default templates: the same report as going through embed-classes first.
+    result = invoke("classify", emb, "--classes", tmp_path / "classes.txt", "--label-col", "label",
+                    "--min-count", 2, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == report
+    # ...but not for an embedding file written from a ready encoder, which cannot be reloaded.
+    result = invoke("classify", lib, "--classes", tmp_path / "classes.txt")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: {tmp_path / 'classes.txt'}: no 'embedding' column, and the embedding file does not say "
+        "which model made it; embed the class prompts first (pairclass embed-classes)\n")
 
 
 def test_human_output_reports_failures(tmp_path):

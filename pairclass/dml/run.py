@@ -88,7 +88,7 @@ def _check_positive(**values):
             raise InputError(f"{name} must be at least 1, got {value}")
 
 
-def pseudo_labels(X, classes_path, *, seed=0):
+def pseudo_labels(X, classes_path, *, seed=0, metadata=None):
     """Confident pseudo-labels from :class:`PairwiseClassifier`.
 
     An item keeps its predicted class when the pairwise bracket and the full-cosine baseline agree
@@ -99,7 +99,7 @@ def pseudo_labels(X, classes_path, *, seed=0):
     labels : ndarray of object, shape (n_items,)
     confident : ndarray of bool, shape (n_items,)
     """
-    classes = load_class_embeddings(classes_path, X.shape[1], against="the embeddings")
+    classes = load_class_embeddings(classes_path, X.shape[1], against="the embeddings", metadata=metadata)
     names = np.asarray(classes.names, dtype=object)
     decision = PairwiseClassifier(seed=seed).fit(X, classes.embeddings).decide(X)
     confident = decision.pred == decision.baseline_pred
@@ -198,7 +198,7 @@ def run_train(
     if label_col is not None:
         labels, keep = data.labels, np.ones(data.n_items, dtype=bool)
     else:
-        labels, keep = pseudo_labels(X, classes, seed=seed)
+        labels, keep = pseudo_labels(X, classes, seed=seed, metadata=data.metadata)
     keep &= _select_classes(labels, train_classes, data_path=data.path, label_col=label_col or "pseudo-labels")
     X, labels = X[keep], labels[keep]
     _need_classes(labels, path=data.path, column=label_col, what="train")

@@ -21,7 +21,10 @@ from .resume import ChunkStore, embedding_column, errors_path
 from .templates import fill_templates, load_templates
 from .text import load_text_model
 
-__all__ = ["ClassEmbedResult", "EmbedResult", "load_encoder", "run_embed", "run_embed_classes"]
+__all__ = [
+    "ClassEmbedResult", "EmbedResult", "embed_class_prompts", "embed_classes_like", "load_encoder", "run_embed",
+    "run_embed_classes",
+]
 
 BACKENDS = ("clip", "text")
 DEFAULT_IMAGE_COL, DEFAULT_TEXT_COL = "image", "title"
@@ -114,11 +117,22 @@ def load_encoder(backend="clip", model=None, pretrained=None, *, device="auto", 
     return load_clip(model or "ViT-B-32", pretrained, device=device, precision=precision)
 
 
-def _metadata(encoder, backend, extra=None):
+def _model_arg(model):
+    """The ``model`` argument that reloads an encoder: "" for the default, a config file or model
+    folder as an absolute path."""
+    model_arg = "" if model is None else str(model)
+    return str(Path(model_arg).resolve()) if model_arg and Path(model_arg).exists() else model_arg
+
+
+def _metadata(encoder, backend, model_arg, extra=None):
+    """Schema metadata. ``pairclass.model_arg`` (what reloads the encoder, so classify can embed
+    class names alike) is left out when the caller passed a ready encoder (``model_arg`` None)."""
     meta = {
         "pairclass.model": encoder.name, "pairclass.pretrained": encoder.pretrained,
         "pairclass.dim": str(encoder.dim), "pairclass.backend": backend, "pairclass.version": __version__,
     }
+    if model_arg is not None:
+        meta["pairclass.model_arg"] = model_arg
     return {**meta, **(extra or {})}
 
 
@@ -339,7 +353,9 @@ def run_embed(
     require_columns(table, list(keep_cols), manifest)
     if batch_size < 1 or chunk_rows < 1:
         raise input_error("batch_size and chunk_rows must be at least 1")
+    model_arg = None
     if encoder is None:
+        model_arg = _model_arg(model)
         encoder = load_encoder(backend, model, pretrained, device=device, precision=precision)
     workers = min(16, os.cpu_count() or 1) if workers is None else workers
     limits = limits or FetchLimits()
@@ -400,7 +416,7 @@ def run_embed(
     finally:
         chunker.flush()
     seconds = time.perf_counter() - started
-    metadata = _metadata(encoder, backend, {"pairclass.columns": json.dumps(columns)})
+    metadata = _metadata(encoder, backend, model_arg, {"pairclass.columns": json.dumps(columns)})
     n_written, errors = store.assemble(table, id_col=id_col, keep_cols=list(keep_cols), metadata=metadata)
     reasons = {}
     for reason in errors.column("reason").to_pylist():
@@ -413,6 +429,54 @@ def run_embed(
         device=str(getattr(encoder, "device", "cpu")), dim=encoder.dim, seconds=seconds,
         failure_reasons=reasons,
     )
+
+
+def embed_class_prompts(class_set, templates, encoder, *, batch_size=256):
+    """Prompt ensembling: per class, the normalised mean of the normalised embeddings of its
+    prompt (or name) put into each template.
+
+    Returns
+    -------
+    T : ndarray of shape (n_classes, dim)
+    prompts : list of list of str
+        The filled templates per class.
+    """
+    texts = class_set.prompts or class_set.names
+    prompts = [fill_templates(templates, t) for t in texts]
+    flat = [p for group in prompts for p in group]
+    E = encoder.embed_texts(flat, batch_size=batch_size).reshape(len(texts), len(templates), -1)
+    T = E.mean(axis=1)
+    T /= np.linalg.norm(T, axis=1, keepdims=True)
+    return T, prompts
+
+
+def embed_classes_like(class_set, metadata, *, templates="default", device="auto"):
+    """Embed a names-only class set with the model recorded in an embedding file's ``metadata``
+    (written by :func:`run_embed`), with prompt ensembling over ``templates``.
+
+    Returns
+    -------
+    T : ndarray of shape (n_classes, dim)
+    description : str
+        Which model and how many templates, for the progress line.
+
+    Raises
+    ------
+    InputError
+        When the metadata names no model (the file was not written by ``pairclass embed``).
+    """
+    backend = metadata.get("pairclass.backend")
+    if backend not in BACKENDS or "pairclass.model_arg" not in metadata:
+        raise input_error(
+            "no 'embedding' column, and the embedding file does not say which model made it; "
+            "embed the class prompts first (pairclass embed-classes)",
+            path=class_set.path,
+        )
+    pretrained = metadata.get("pairclass.pretrained") if backend == "clip" else None
+    encoder = load_encoder(backend, metadata["pairclass.model_arg"] or None, pretrained or None, device=device)
+    template_list = load_templates(templates)
+    T, _ = embed_class_prompts(class_set, template_list, encoder)
+    return T, f"{encoder.name} x {len(template_list)} templates"
 
 
 def run_embed_classes(
@@ -453,19 +517,16 @@ def run_embed_classes(
         raise input_error("output must be a .parquet file", path=out)
     class_set = read_classes(classes)
     template_list = load_templates(templates)
+    model_arg = None
     if encoder is None:
+        model_arg = _model_arg(model)
         encoder = load_encoder(backend, model, pretrained, device=device, precision=precision)
     else:
         backend = "text" if not hasattr(encoder, "encode_images") else "clip"
-    texts = class_set.prompts or class_set.names
-    prompts = [fill_templates(template_list, t) for t in texts]
-    flat = [p for group in prompts for p in group]
-    E = encoder.embed_texts(flat, batch_size=batch_size).reshape(len(texts), len(template_list), -1)
-    T = E.mean(axis=1)
-    T /= np.linalg.norm(T, axis=1, keepdims=True)
+    T, prompts = embed_class_prompts(class_set, template_list, encoder, batch_size=batch_size)
     table = pa.table(
         {"name": class_set.names, "prompt": [" | ".join(p) for p in prompts], "embedding": embedding_column(T)},
-        metadata=_metadata(encoder, backend, {"pairclass.templates": json.dumps(template_list)}),
+        metadata=_metadata(encoder, backend, model_arg, {"pairclass.templates": json.dumps(template_list)}),
     )
     write_table(table, out)
     return ClassEmbedResult(out, list(class_set.names), template_list, encoder.name, encoder.pretrained,
