@@ -62,6 +62,25 @@ def test_train_bad_options(tmp_path, split_data, extra, line):
     assert result.stderr == line
 
 
+@pytest.mark.parametrize("loss", ["proxy_anchor", "proxy_nca", "soft_triple", "contrastive"])
+@pytest.mark.parametrize("regularised", [False, True])
+def test_every_loss_trains_from_the_cli_with_and_without_so_and_tcm(tmp_path, split_data, loss, regularised):
+    emb, _, _ = split_data
+    extra = []
+    if regularised:
+        extra = ["--tcm-weight", 1.0] + (["--so-weight", 0.1] if loss != "contrastive" else [])
+    enc = tmp_path / "enc"
+    result = invoke("train", emb, "--label-col", "category", "--loss", loss, *extra, "--dim", 16,
+                    "--epochs", 6, "--lr", 1e-2, "--batch-size", 64, "--device", "cpu", "--out", enc, "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["loss"] == loss and len(summary["epoch_loss"]) == 6
+    assert summary["epoch_loss"][-1] < summary["epoch_loss"][0]
+    config = json.loads((enc / "config.json").read_text())
+    assert config["so_weight"] == (0.1 if regularised and loss != "contrastive" else 0.0)
+    assert config["tcm_weight"] == (1.0 if regularised else 0.0)
+
+
 def test_train_missing_view_and_single_class(tmp_path):
     X, labels = clustered(n_classes=1, per_class=20)
     emb = write_items(tmp_path / "one.parquet", X, labels)
