@@ -145,7 +145,10 @@ def classify(
     embeddings: Annotated[Path, typer.Argument(help="Embedding parquet (SQID layout).")],
     classes: Annotated[
         Path,
-        typer.Option(help="Class embeddings: parquet with 'name' and 'embedding' (see embed-classes)."),
+        typer.Option(
+            help="Classes: parquet with 'name' and 'embedding' (see embed-classes), or names only when the "
+            "embeddings came from 'pairclass embed' (then embedded here with the same model)."
+        ),
     ],
     pairwise: Annotated[
         bool, typer.Option("--pairwise/--baseline-only", help="Run the pairwise methods, or the baseline only.")
@@ -170,6 +173,10 @@ def classify(
     ] = None,
     min_count: Annotated[int, typer.Option(help="Fewer confident items than this: full cosine.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed for the bracket order.")] = 0,
+    center: Annotated[
+        str,
+        typer.Option(help="none, or balanced: remove the items' class-balanced mean and the classes' mean first."),
+    ] = "none",
     encoder: Annotated[
         Optional[Path], typer.Option(help="Also classify through a head from 'pairclass train'.")
     ] = None,
@@ -186,8 +193,8 @@ def classify(
     result = run_classify(
         embeddings, classes, views=split_list(views, "column"), id_col=id_col, label_col=label_col,
         methods=split_list(method, "method"), pairwise=pairwise, k=k, cos_min=cos_min,
-        diff_min=diff_min, candidates=candidates, min_count=min_count, seed=seed, encoder=encoder, out=out,
-        progress=progress_printer(not json_out),
+        diff_min=diff_min, candidates=candidates, min_count=min_count, seed=seed, center=center,
+        encoder=encoder, out=out, progress=progress_printer(not json_out),
     )
     for note in result.warnings:
         err.print(f"[yellow]Warning:[/] {note}", highlight=False)

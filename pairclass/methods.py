@@ -25,7 +25,7 @@ import numpy as np
 
 from .classify import PairwiseClassifier, _row_chunks, _row_norms, baseline_scores, l2_normalize
 
-__all__ = ["METHODS", "DEFAULT_METHOD", "MethodOutput", "run_method", "refine_class_embeddings"]
+__all__ = ["METHODS", "DEFAULT_METHOD", "MethodOutput", "class_sums", "run_method", "refine_class_embeddings"]
 
 METHODS = ("baseline", "pairwise", "proto", "cotrain", "joint", "transclip", "cotrain_transclip")
 DEFAULT_METHOD = "cotrain"
@@ -39,6 +39,34 @@ class MethodOutput:
     confidence: dict
     joint: bool = False
     diagnostics: dict = field(default_factory=dict)
+
+
+def class_sums(X, pred, n_classes):
+    """Per class, the sum of the L2-normalised rows of ``X`` with ``pred == c`` and their count;
+    rows with ``pred == -1`` are left out.
+
+    Chunked: a scaled one-hot product sums the normalised rows without copying ``X`` whole.
+
+    Examples
+    --------
+    >>> sums, counts = class_sums(np.array([[3.0, 4.0], [0.0, 2.0], [1.0, 0.0]]), np.array([0, 0, -1]), 2)
+    >>> np.round(sums, 3).tolist(), counts.tolist()
+    ([[0.6, 1.8], [0.0, 0.0]], [2, 0])
+    """
+    X = np.asarray(X)
+    sums = np.zeros((n_classes, X.shape[1]))
+    for rows in _row_chunks(X.shape[0], max(n_classes, X.shape[1])):
+        chunk = X[rows]
+        norms = _row_norms(chunk)
+        if not norms.all():
+            raise ValueError(f"X has an all-zero row at row {rows.start + np.flatnonzero(norms == 0)[0]}")
+        p = pred[rows]
+        kept = np.flatnonzero(p >= 0)
+        weights = np.zeros((n_classes, chunk.shape[0]), dtype=chunk.dtype)
+        weights[p[kept], kept] = 1 / norms[kept]
+        sums += weights @ chunk
+    counts = np.bincount(pred[pred >= 0], minlength=n_classes)
+    return sums, counts
 
 
 def refine_class_embeddings(X, class_embeddings, pred, *, weight=1.0):
@@ -55,21 +83,8 @@ def refine_class_embeddings(X, class_embeddings, pred, *, weight=1.0):
     >>> np.round(refine_class_embeddings(X, T, np.array([0, 0])), 3).tolist()
     [[0.707, 0.707], [0.0, 1.0]]
     """
-    C, D = class_embeddings.shape
-    X = np.asarray(X)
-    sums = np.zeros((C, D))
-    # Chunked: a scaled one-hot product sums the normalised rows without copying X whole.
-    for rows in _row_chunks(X.shape[0], max(C, D)):
-        chunk = X[rows]
-        norms = _row_norms(chunk)
-        if not norms.all():
-            raise ValueError(f"X has an all-zero row at row {rows.start + np.flatnonzero(norms == 0)[0]}")
-        p = pred[rows]
-        kept = np.flatnonzero(p >= 0)
-        weights = np.zeros((C, chunk.shape[0]), dtype=chunk.dtype)
-        weights[p[kept], kept] = 1 / norms[kept]
-        sums += weights @ chunk
-    has_items = np.linalg.norm(sums, axis=1) > 0
+    sums, counts = class_sums(X, pred, class_embeddings.shape[0])
+    has_items = counts > 0
     refined = np.array(class_embeddings, dtype=np.float64)
     refined[has_items] = l2_normalize(
         refined[has_items] + weight * l2_normalize(sums[has_items])

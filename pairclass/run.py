@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from .center import center_views, check_center
 from .classify import baseline_scores, l2_normalize
 from .errors import InputError, input_error
 from .io import DEFAULT_ID_COL, DEFAULT_VIEWS, read_classes, read_embeddings, write_table
@@ -121,6 +122,7 @@ def run_classify(
     candidates=None,
     min_count=10,
     seed=0,
+    center="none",
     encoder=None,
     out=None,
     progress=None,
@@ -145,8 +147,11 @@ def run_classify(
         False runs the baseline only.
     k, cos_min, diff_min, candidates, min_count, seed
         Passed to :class:`PairwiseClassifier`.
+    center : {"none", "balanced"}, default="none"
+        ``"balanced"`` runs every method (the baseline too) on balanced-centred items and centred
+        class embeddings (see :mod:`pairclass.center`); it makes a centred copy of each view.
     encoder : path-like, optional
-        A metric-learning head from ``pairclass train``: items and class embeddings are also mapped
+        A metric-learning head from ``pairclass train`` (applied to the uncentred embeddings): items and class embeddings are also mapped
         through it and classified there, reported as ``baseline+encoder`` and ``pairwise+encoder``.
     out : path-like, optional
         Write the predictions here atomically (parquet, or CSV for ``.csv``).
@@ -161,12 +166,16 @@ def run_classify(
     if len(views) > 2:
         raise InputError(f"at most two views can be compared, got {len(views)}: {', '.join(views)}")
     run = resolve_methods(methods, pairwise=pairwise)
+    check_center(center)
     step = progress or (lambda message: None)
     data = read_embeddings(embeddings, views, id_col=id_col, label_col=label_col)
     dim = next(iter(data.views.values())).shape[1]
     cls = load_class_embeddings(classes, dim, against=f"{data.path}: {views[0]}", metadata=data.metadata,
                                 progress=step)
-    T = l2_normalize(cls.embeddings.astype(np.float64), name="class embeddings")
+    T_raw = l2_normalize(cls.embeddings.astype(np.float64), name="class embeddings")
+    if center != "none":
+        step(f"centring: {center}")
+    items, T = center_views(data.views, T_raw, center)
     names = np.asarray(cls.names, dtype=object)
     params = dict(k=k, cos_min=cos_min, diff_min=diff_min, candidates=candidates,
                   min_count=min_count, seed=seed)
@@ -182,20 +191,20 @@ def run_classify(
     columns = {data.id_col: data.ids}
     if data.labels is not None:
         columns[label_col] = data.labels
-    for view, X in data.views.items():
+    for view, X in items.items():
         _, top_cos, margin = baseline_scores(X, T)
         columns[f"{view}__baseline__top_cos"] = top_cos
         columns[f"{view}__baseline__margin"] = margin
     preds, summary = {}, {}
     diagnostics = {"n_pairs": len(T) * (len(T) - 1) // 2, "fallback_pairs": {}}
-    spaces = [("", data.views, T)]
+    spaces = [("", items, T)]
     if encoder is not None:
         from .dml import load_encoder
 
         head = load_encoder(encoder)
         step(f"encoder: mapping items and classes through {encoder}")
         encoded = {v: head.transform(X) for v, X in data.views.items()}
-        spaces.append(("+encoder", encoded, l2_normalize(head.transform(T).astype(np.float64))))
+        spaces.append(("+encoder", encoded, l2_normalize(head.transform(T_raw).astype(np.float64))))
     for suffix, space_views, space_T in spaces:
         for method in run if not suffix else [m for m in run if m in ("baseline", "pairwise")]:
             name = method + suffix

@@ -4,7 +4,8 @@ Sets (../shared/data, embedded with the offline MiniLM; see scripts/datasets.py)
 - flipkart: 1,050 products, views product_name and description, 7 top-level categories.
 - fashion-13: productDisplayName of the 13 most frequent articleTypes.
 - fashion-sub: productDisplayName of every subCategory with 100+ items.
-Class embeddings are the class names ("{}"); "+ens" rows average a few prompt templates instead.
+Class embeddings are the class names ("{}"); "+ens" rows average a few prompt templates instead;
+"+center" rows run on balanced-centred embeddings (pairclass.center, classify --center balanced).
 
 Robustness (fashion-13, accuracy): a batch where one class is 80% of the items, a batch holding only 3
 of the classes (scored against all 13), and a batch of 200 items.
@@ -26,6 +27,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets  # noqa: E402
 
+from pairclass.center import center_views  # noqa: E402
 from pairclass.classify import l2_normalize  # noqa: E402
 from pairclass.methods import DEFAULT_METHOD, METHODS, run_method  # noqa: E402
 from pairclass.metrics import agreement_f1, label_scores  # noqa: E402
@@ -34,10 +36,11 @@ TEMPLATES = ("{}", "a product in the category {}", "{} products for sale online"
 PARAMS = dict(k=100, cos_min=None, diff_min=0.0, candidates=None, min_count=10)
 
 
-def evaluate(method, s, class_emb, seed):
+def evaluate(method, s, class_emb, seed, center="none"):
     names = np.asarray(s["classes"], dtype=object)
     t = time.perf_counter()
-    out = run_method(method, s["views"], l2_normalize(class_emb), dict(PARAMS, seed=seed))
+    views, T = center_views(s["views"], l2_normalize(class_emb.astype(np.float64)), center)
+    out = run_method(method, views, T, dict(PARAMS, seed=seed))
     seconds = time.perf_counter() - t
     preds = {v: names[p] for v, p in out.pred.items()}
     row = {"seconds": seconds}
@@ -93,12 +96,13 @@ def main():
         table.add_column(f"{name}\n{metric}", justify="right")
     table.add_column("seconds\n(all sets)", justify="right")
     variants = [(m, "") for m in methods] + [(m, "+ens") for m in ("baseline", "pairwise", DEFAULT_METHOD)]
+    variants += [(m, "+center") for m in ("baseline", DEFAULT_METHOD, "transclip") if m in methods]
     baseline_rows = {}
     for method, suffix in variants:
         results = {}
         for name, s in sets.items():
-            emb = datasets.embed_classes(s["classes"], TEMPLATES) if suffix else s["class_emb"]
-            results[name] = evaluate(method, s, emb, args.seed)
+            emb = datasets.embed_classes(s["classes"], TEMPLATES) if suffix == "+ens" else s["class_emb"]
+            results[name] = evaluate(method, s, emb, args.seed, "balanced" if suffix == "+center" else "none")
         if method == "baseline" and not suffix:
             baseline_rows = results
         cells = []
@@ -119,13 +123,14 @@ def main():
     for b in batches:
         rob.add_column(f"{b}\n({len(batches[b])} items)", justify="right")
     base = {}
-    for method in methods:
+    for method, center in [(m, "none") for m in methods] + [(m, "balanced") for m in ("baseline", DEFAULT_METHOD)]:
         cells = []
         for b, rows in batches.items():
-            acc = evaluate(method, subset(sets["fashion-13"], rows), sets["fashion-13"]["class_emb"], args.seed)["acc name"]
+            acc = evaluate(method, subset(sets["fashion-13"], rows), sets["fashion-13"]["class_emb"], args.seed,
+                           center)["acc name"]
             base.setdefault(b, acc)
             cells.append(f"{acc:.3f} ({acc - base[b]:+.3f})")
-        rob.add_row(method, *cells)
+        rob.add_row(method + ("+center" if center != "none" else ""), *cells)
     console.print(rob)
     console.print("(!) marks agreement above the baseline's while mean accuracy is below it.")
 
