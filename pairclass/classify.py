@@ -7,11 +7,11 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .crossvar import GroupStats, cross_ratio_from_stats, top_k_dims
-from .tournament import bracket_orders, run_bracket
+from .tournament import bracket_orders, run_bracket, run_round_robin
 
 __all__ = ["PairwiseClassifier", "Decision", "baseline_scores", "pair_index", "l2_normalize"]
 
@@ -97,6 +97,10 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         A pair whose either side has fewer confident items falls back to the full cosine.
     seed : int, default=0
         Seeds the bracket's slot permutations.
+    tournament : {"bracket", "copeland"}, default="bracket"
+        ``"bracket"``: single elimination, ``ceil(log2 C)`` rounds (C - 1 matches per item).
+        ``"copeland"``: a round robin, every pair of candidates plays (C(C-1)/2 matches per item) and
+        the most wins takes it, ties going to the higher full cosine; for small class lists.
 
     Attributes
     ----------
@@ -138,15 +142,19 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         "candidates": [Interval(Integral, 2, None, closed="left"), None],
         "min_count": [Interval(Integral, 2, None, closed="left")],
         "seed": [Interval(Integral, 0, None, closed="left")],
+        "tournament": [StrOptions({"bracket", "copeland"})],
     }
 
-    def __init__(self, k=100, *, cos_min=None, diff_min=0.0, candidates=None, min_count=10, seed=0):
+    def __init__(
+        self, k=100, *, cos_min=None, diff_min=0.0, candidates=None, min_count=10, seed=0, tournament="bracket"
+    ):
         self.k = k
         self.cos_min = cos_min
         self.diff_min = diff_min
         self.candidates = candidates
         self.min_count = min_count
         self.seed = seed
+        self.tournament = tournament
 
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=True)
@@ -280,10 +288,11 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         n = X.shape[0]
         out = {f: np.empty(n, dtype) for f, dtype in _DECISION_DTYPES.items()}
         n_pairs, k = self.pair_dims_.shape
+        n_matches = m - 1 if self.tournament == "bracket" else m * (m - 1) // 2
         # Scoring every pair with one matrix product beats gathering each match's dimensions
         # while the pairs are few.
-        W = self._dense_weights(X.dtype) if n_pairs * X.shape[1] <= _GATHER_COST * (m - 1) * k else None
-        width = max(C, X.shape[1], n_pairs if W is not None else m * k)
+        W = self._dense_weights(X.dtype) if n_pairs * X.shape[1] <= _GATHER_COST * n_matches * k else None
+        width = max(C, X.shape[1], n_pairs if W is not None else max(m, n_matches) * k)
         for rows in _row_chunks(n, width):
             chunk = X[rows]
             cos, _ = self._cosines(X, rows)
@@ -292,7 +301,10 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
                 play = lambda r, a, b: self._margins(chunk, cos, r, a, b) >= 0  # noqa: E731
             else:
                 play = _lookup_play(chunk @ W.T, C)
-            winner, runner_up = run_bracket(cands, play, orders)
+            if self.tournament == "bracket":
+                winner, runner_up = run_bracket(cands, play, orders)
+            else:
+                winner, runner_up = run_round_robin(cands, play, np.take_along_axis(cos, cands, axis=1))
             every = np.arange(winner.size)
             out["pred"][rows] = winner
             out["confidence"][rows] = self._margins(chunk, cos, every, winner, runner_up)

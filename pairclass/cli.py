@@ -173,6 +173,9 @@ def classify(
     ] = None,
     min_count: Annotated[int, typer.Option(help="Fewer confident items than this: full cosine.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed for the bracket order.")] = 0,
+    tournament: Annotated[
+        str, typer.Option(help="bracket (knockout, C-1 matches), or copeland (round robin, for small C).")
+    ] = "bracket",
     center: Annotated[
         str,
         typer.Option(help="none, or balanced: remove the items' class-balanced mean and the classes' mean first."),
@@ -193,8 +196,8 @@ def classify(
     result = run_classify(
         embeddings, classes, views=split_list(views, "column"), id_col=id_col, label_col=label_col,
         methods=split_list(method, "method"), pairwise=pairwise, k=k, cos_min=cos_min,
-        diff_min=diff_min, candidates=candidates, min_count=min_count, seed=seed, center=center,
-        encoder=encoder, out=out, progress=progress_printer(not json_out),
+        diff_min=diff_min, candidates=candidates, min_count=min_count, seed=seed, tournament=tournament,
+        center=center, encoder=encoder, out=out, progress=progress_printer(not json_out),
     )
     for note in result.warnings:
         err.print(f"[yellow]Warning:[/] {note}", highlight=False)

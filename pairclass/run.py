@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from .center import center_views, check_center
-from .classify import baseline_scores, l2_normalize
+from .classify import PairwiseClassifier, baseline_scores, l2_normalize
 from .errors import InputError, input_error
 from .io import DEFAULT_ID_COL, DEFAULT_VIEWS, read_classes, read_embeddings, write_table
 from .methods import DEFAULT_METHOD, METHODS, run_method
@@ -122,6 +122,7 @@ def run_classify(
     candidates=None,
     min_count=10,
     seed=0,
+    tournament="bracket",
     center="none",
     encoder=None,
     out=None,
@@ -145,7 +146,7 @@ def run_classify(
         the default method is reported a second time under ``"default"``.
     pairwise : bool, default=True
         False runs the baseline only.
-    k, cos_min, diff_min, candidates, min_count, seed
+    k, cos_min, diff_min, candidates, min_count, seed, tournament
         Passed to :class:`PairwiseClassifier`.
     center : {"none", "balanced"}, default="none"
         ``"balanced"`` runs every method (the baseline too) on balanced-centred items and centred
@@ -167,6 +168,9 @@ def run_classify(
         raise InputError(f"at most two views can be compared, got {len(views)}: {', '.join(views)}")
     run = resolve_methods(methods, pairwise=pairwise)
     check_center(center)
+    params = dict(k=k, cos_min=cos_min, diff_min=diff_min, candidates=candidates,
+                  min_count=min_count, seed=seed, tournament=tournament)
+    PairwiseClassifier(**params)._validate_params()  # bad settings fail before any data is read
     step = progress or (lambda message: None)
     data = read_embeddings(embeddings, views, id_col=id_col, label_col=label_col)
     dim = next(iter(data.views.values())).shape[1]
@@ -177,8 +181,6 @@ def run_classify(
         step(f"centring: {center}")
     items, T = center_views(data.views, T_raw, center)
     names = np.asarray(cls.names, dtype=object)
-    params = dict(k=k, cos_min=cos_min, diff_min=diff_min, candidates=candidates,
-                  min_count=min_count, seed=seed)
     notes = []
     if data.labels is not None:
         unknown = sorted(set(data.labels) - set(cls.names))

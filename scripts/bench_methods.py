@@ -5,7 +5,8 @@ Sets (../shared/data, embedded with the offline MiniLM; see scripts/datasets.py)
 - fashion-13: productDisplayName of the 13 most frequent articleTypes.
 - fashion-sub: productDisplayName of every subCategory with 100+ items.
 Class embeddings are the class names ("{}"); "+ens" rows average a few prompt templates instead;
-"+center" rows run on balanced-centred embeddings (pairclass.center, classify --center balanced).
+"+center" rows run on balanced-centred embeddings (pairclass.center, classify --center balanced);
+"+copeland" rows play a round robin instead of the knockout bracket (classify --tournament copeland).
 
 Robustness (fashion-13, accuracy): a batch where one class is 80% of the items, a batch holding only 3
 of the classes (scored against all 13), and a batch of 200 items.
@@ -36,11 +37,11 @@ TEMPLATES = ("{}", "a product in the category {}", "{} products for sale online"
 PARAMS = dict(k=100, cos_min=None, diff_min=0.0, candidates=None, min_count=10)
 
 
-def evaluate(method, s, class_emb, seed, center="none"):
+def evaluate(method, s, class_emb, seed, center="none", tournament="bracket"):
     names = np.asarray(s["classes"], dtype=object)
     t = time.perf_counter()
     views, T = center_views(s["views"], l2_normalize(class_emb.astype(np.float64)), center)
-    out = run_method(method, views, T, dict(PARAMS, seed=seed))
+    out = run_method(method, views, T, dict(PARAMS, seed=seed, tournament=tournament))
     seconds = time.perf_counter() - t
     preds = {v: names[p] for v, p in out.pred.items()}
     row = {"seconds": seconds}
@@ -97,12 +98,14 @@ def main():
     table.add_column("seconds\n(all sets)", justify="right")
     variants = [(m, "") for m in methods] + [(m, "+ens") for m in ("baseline", "pairwise", DEFAULT_METHOD)]
     variants += [(m, "+center") for m in ("baseline", DEFAULT_METHOD, "transclip") if m in methods]
+    variants += [(m, "+copeland") for m in ("pairwise", DEFAULT_METHOD) if m in methods]
     baseline_rows = {}
     for method, suffix in variants:
         results = {}
         for name, s in sets.items():
             emb = datasets.embed_classes(s["classes"], TEMPLATES) if suffix == "+ens" else s["class_emb"]
-            results[name] = evaluate(method, s, emb, args.seed, "balanced" if suffix == "+center" else "none")
+            results[name] = evaluate(method, s, emb, args.seed, "balanced" if suffix == "+center" else "none",
+                                     "copeland" if suffix == "+copeland" else "bracket")
         if method == "baseline" and not suffix:
             baseline_rows = results
         cells = []
@@ -123,14 +126,18 @@ def main():
     for b in batches:
         rob.add_column(f"{b}\n({len(batches[b])} items)", justify="right")
     base = {}
-    for method, center in [(m, "none") for m in methods] + [(m, "balanced") for m in ("baseline", DEFAULT_METHOD)]:
+    rows_to_run = [(m, "none", "bracket") for m in methods]
+    rows_to_run += [(m, "balanced", "bracket") for m in ("baseline", DEFAULT_METHOD)]
+    rows_to_run += [(DEFAULT_METHOD, "none", "copeland")]
+    for method, center, tournament in rows_to_run:
         cells = []
         for b, rows in batches.items():
             acc = evaluate(method, subset(sets["fashion-13"], rows), sets["fashion-13"]["class_emb"], args.seed,
-                           center)["acc name"]
+                           center, tournament)["acc name"]
             base.setdefault(b, acc)
             cells.append(f"{acc:.3f} ({acc - base[b]:+.3f})")
-        rob.add_row(method + ("+center" if center != "none" else ""), *cells)
+        label = method + ("+center" if center != "none" else "") + ("+copeland" if tournament != "bracket" else "")
+        rob.add_row(label, *cells)
     console.print(rob)
     console.print("(!) marks agreement above the baseline's while mean accuracy is below it.")
 

@@ -83,6 +83,43 @@ def test_predictions_match_naive_bracket(candidates, gather_cost, monkeypatch):
     np.testing.assert_array_equal(clf.predict(X), reference_predict(X, T, clf, cands))
 
 
+def reference_copeland(X, T, clf, cands):
+    """Naive per-item round robin: cosines on each pair's dimensions, most wins, ties to full cosine."""
+    C = len(T)
+    Tn = unit(T)
+    out = []
+    for x, slots in zip(np.asarray(X, dtype=np.float64), cands):
+        wins = dict.fromkeys(slots, 0)
+        for i, a in enumerate(slots):
+            for b in slots[i + 1:]:
+                d = clf.pair_dims_[pair_index(a, b, C)]
+                d = np.arange(len(x)) if d[0] < 0 else d
+                ca = x[d] @ Tn[a, d] / np.linalg.norm(Tn[a, d])
+                cb = x[d] @ Tn[b, d] / np.linalg.norm(Tn[b, d])
+                lo, hi = min(a, b), max(a, b)
+                c_lo, c_hi = (ca, cb) if a == lo else (cb, ca)
+                wins[lo if c_lo >= c_hi else hi] += 1
+        full = unit(x[None])[0] @ Tn.T
+        out.append(max(slots, key=lambda c: (wins[c], full[c])))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("gather_cost", [0, 10**6], ids=["gather", "dense"])
+@pytest.mark.parametrize("candidates", [None, 3])
+def test_copeland_predictions_match_naive_round_robin(candidates, gather_cost, monkeypatch):
+    monkeypatch.setattr("pairclass.classify._GATHER_COST", gather_cost)
+    X, T, _ = clustered(n_per_class=25, n_classes=5, dim=16, noise=1.2, seed=4)
+    clf = PairwiseClassifier(k=4, candidates=candidates, min_count=2, tournament="copeland").fit(X, T)
+    cos = unit(X) @ unit(T).T
+    m = len(T) if candidates is None else candidates
+    cands = np.tile(np.arange(m), (len(X), 1)) if candidates is None else np.argsort(-cos, axis=1)[:, :m]
+    pred = clf.predict(X)
+    np.testing.assert_array_equal(pred, reference_copeland(X, T, clf, cands))
+    # On these noisy items the knockout bracket decides some of them differently.
+    bracket = PairwiseClassifier(k=4, candidates=candidates, min_count=2).fit(X, T).predict(X)
+    assert (bracket != pred).any()
+
+
 def test_pairwise_beats_baseline_when_prompts_carry_nuisance():
     X, T, y = clustered(n_per_class=100, n_classes=6, dim=64, noise=0.5, nuisance=3.0, seed=4)
     clf = PairwiseClassifier(k=4, min_count=5).fit(X, T)

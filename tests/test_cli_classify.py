@@ -188,3 +188,24 @@ def test_every_command_has_help():
         help_result = invoke(name or cmd.callback.__name__.replace("_", "-"), "--help")
         assert help_result.exit_code == 0
         assert (cmd.callback.__doc__ or "").strip(), f"{name} has no help text"
+
+
+def test_tournament_option_reaches_the_classifier(tmp_path, make_files):
+    from pairclass import PairwiseClassifier
+
+    emb, cls = make_files(n_classes=5)
+    out = tmp_path / "pred.parquet"
+    result = invoke("classify", emb, "--classes", cls, "--tournament", "copeland", "--k", 4, "--min-count", 3,
+                    "--out", out)
+    assert result.exit_code == 0, result.stderr
+    X = np.asarray(pq.read_table(emb).column("clip_image_features").to_pylist(), dtype=np.float32)
+    classes = pq.read_table(cls)
+    T = np.asarray(classes.column("embedding").to_pylist())
+    names = np.array(classes.column("name").to_pylist())
+    expected = PairwiseClassifier(k=4, min_count=3, tournament="copeland").fit(X, T).predict(X)
+    assert (expected != PairwiseClassifier(k=4, min_count=3).fit(X, T).predict(X)).any()
+    assert pq.read_table(out).column("clip_image_features__pairwise__pred").to_pylist() == names[expected].tolist()
+
+    bad = invoke("classify", emb, "--classes", cls, "--tournament", "league")
+    assert bad.exit_code == 2
+    assert bad.stderr.startswith("Error: The 'tournament' parameter of PairwiseClassifier must be a str among")
