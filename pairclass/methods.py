@@ -15,6 +15,9 @@ scores them side by side.
 - ``transclip``: TransCLIP-ZS, the transductive peer (see :mod:`pairclass.transclip`).
 - ``cotrain_transclip``: TransCLIP-ZS anchored to the class embeddings that ``cotrain``'s first
   stage refines (towards the items whose views agree), instead of to the raw text embeddings.
+- ``cotrain_gmm``: the same refined class embeddings anchor both the assignments and the class means
+  of TransCLIP's Gaussian mixture (a prior worth one average class per mean), with no kNN graph, so
+  it stays linear in the items and a class absent from the batch keeps its embedding.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from .classify import PairwiseClassifier, _row_chunks, _row_norms, baseline_scor
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "MethodOutput", "class_sums", "run_method", "refine_class_embeddings"]
 
-METHODS = ("baseline", "pairwise", "proto", "cotrain", "joint", "transclip", "cotrain_transclip")
+METHODS = ("baseline", "pairwise", "proto", "cotrain", "joint", "transclip", "cotrain_transclip", "cotrain_gmm")
 DEFAULT_METHOD = "cotrain"
 
 
@@ -116,13 +119,14 @@ def _agreed_sources(views, T, params):
     return dict.fromkeys(views, agreed)
 
 
-def _transclip(views, class_embeddings, seed):
-    """TransCLIP-ZS per view; ``class_embeddings`` maps each view to its class embeddings."""
+def _transclip(views, class_embeddings, seed, **params):
+    """TransCLIP-ZS per view; ``class_embeddings`` maps each view to its class embeddings and
+    ``params`` go to :class:`~pairclass.transclip.TransCLIPClassifier`."""
     from .transclip import TransCLIPClassifier
 
     out = {}
     for v, X in views.items():
-        proba = TransCLIPClassifier(seed=seed).fit(X, class_embeddings[v]).predict_proba(X)
+        proba = TransCLIPClassifier(seed=seed, **params).fit(X, class_embeddings[v]).predict_proba(X)
         out[v] = (proba.argmax(axis=1), proba.max(axis=1))
     return MethodOutput({v: o[0] for v, o in out.items()}, {v: o[1] for v, o in out.items()})
 
@@ -181,8 +185,9 @@ def run_method(method, views, class_embeddings, params):
         )
     if method == "transclip":
         return _transclip(views, dict.fromkeys(views, T), params.get("seed", 0))
-    if method == "cotrain_transclip":
+    if method in ("cotrain_transclip", "cotrain_gmm"):
         sources = _agreed_sources(views, T, params)
         refined = {v: refine_class_embeddings(X, T, sources[v]) for v, X in views.items()}
-        return _transclip(views, refined, params.get("seed", 0))
+        gmm = dict(n_neighbors=0, mean_prior=1.0) if method == "cotrain_gmm" else {}
+        return _transclip(views, refined, params.get("seed", 0), **gmm)
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")

@@ -9,9 +9,11 @@ Class embeddings are the class names ("{}"); "+ens" rows average a few prompt te
 "+copeland" rows play a round robin instead of the knockout bracket (classify --tournament copeland).
 
 Robustness (fashion-13, accuracy): a batch where one class is 80% of the items, a batch holding only 3
-of the classes (scored against all 13), and a batch of 200 items.
+of the classes (scored against all 13), and a batch of 200 items. Each kind is drawn ``--draws`` times
+(which class dominates, which 3 classes, which 200 items); the table gives the mean accuracy, its mean
+change against the baseline on the same batches, and the worst change.
 
-    python scripts/bench_methods.py [--methods baseline,pairwise,...] [--seed 0]
+    python scripts/bench_methods.py [--methods baseline,pairwise,...] [--seed 0] [--draws 5]
 """
 
 from __future__ import annotations
@@ -68,11 +70,12 @@ def subset(s, rows):
 def robustness_batches(s, seed):
     rng = np.random.default_rng(seed)
     y = s["labels"]
-    classes, counts = np.unique(y, return_counts=True)
-    big = classes[counts.argmax()]
+    classes = np.unique(y)
+    big = np.flatnonzero(y == rng.choice(classes))
+    n_big = min(1600, big.size)
     skewed = np.concatenate([
-        rng.choice(np.flatnonzero(y == big), 1600, replace=False),
-        rng.choice(np.flatnonzero(y != big), 400, replace=False),
+        rng.choice(big, n_big, replace=False),
+        rng.choice(np.flatnonzero(y != y[big[0]]), n_big // 4, replace=False),
     ])
     three = np.flatnonzero(np.isin(y, rng.choice(classes, 3, replace=False)))
     small = rng.choice(len(y), 200, replace=False)
@@ -83,6 +86,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--draws", type=int, default=5, help="robustness batches drawn per kind")
     args = ap.parse_args()
     methods = args.methods.split(",")
     sets = datasets.real_sets()
@@ -120,24 +124,29 @@ def main():
         console.print(f"done: {label}", style="dim")
     console.print(table)
 
-    rob = Table(title="robustness on fashion-13 batches: accuracy (change vs baseline)")
+    rob = Table(title=f"robustness on fashion-13 batches, {args.draws} draws each: mean accuracy "
+                      "(mean change vs baseline, worst change)")
     rob.add_column("method")
-    batches = robustness_batches(sets["fashion-13"], args.seed)
-    for b in batches:
-        rob.add_column(f"{b}\n({len(batches[b])} items)", justify="right")
+    draws = [robustness_batches(sets["fashion-13"], args.seed + i) for i in range(args.draws)]
+    for b in draws[0]:
+        rob.add_column(f"{b}\n({np.mean([len(d[b]) for d in draws]):.0f} items on average)", justify="right")
     base = {}
     rows_to_run = [(m, "none", "bracket") for m in methods]
     rows_to_run += [(m, "balanced", "bracket") for m in ("baseline", DEFAULT_METHOD)]
     rows_to_run += [(DEFAULT_METHOD, "none", "copeland")]
     for method, center, tournament in rows_to_run:
         cells = []
-        for b, rows in batches.items():
-            acc = evaluate(method, subset(sets["fashion-13"], rows), sets["fashion-13"]["class_emb"], args.seed,
-                           center, tournament)["acc name"]
-            base.setdefault(b, acc)
-            cells.append(f"{acc:.3f} ({acc - base[b]:+.3f})")
+        for b in draws[0]:
+            accs = np.array([
+                evaluate(method, subset(sets["fashion-13"], d[b]), sets["fashion-13"]["class_emb"], args.seed,
+                         center, tournament)["acc name"]
+                for d in draws
+            ])
+            change = accs - base.setdefault(b, accs)
+            cells.append(f"{accs.mean():.3f} ({change.mean():+.3f}, {change.min():+.3f})")
         label = method + ("+center" if center != "none" else "") + ("+copeland" if tournament != "bracket" else "")
         rob.add_row(label, *cells)
+        console.print(f"done: robustness {label}", style="dim")
     console.print(rob)
     console.print("(!) marks agreement above the baseline's while mean accuracy is below it.")
 

@@ -79,17 +79,21 @@ def test_cotrain_statistics_use_only_items_the_views_agree_on(monkeypatch):
     assert (agreed == -1).any() and (agreed >= 0).any()
 
 
-def test_cotrain_transclip_anchors_transclip_to_prototypes_refined_on_agreed_items():
+@pytest.mark.parametrize(
+    "method, transclip_params",
+    [("cotrain_transclip", {}), ("cotrain_gmm", {"n_neighbors": 0, "mean_prior": 1.0})],
+)
+def test_cotrain_transclip_anchors_transclip_to_prototypes_refined_on_agreed_items(method, transclip_params):
     from pairclass.transclip import TransCLIPClassifier
 
     views, T, _ = two_views(2)
     firsts = {v: run_method("proto", {v: X}, T, PARAMS).pred[v] for v, X in views.items()}
     agreed = np.where(firsts["a"] == firsts["b"], firsts["a"], -1)
     assert (agreed == -1).any()
-    out = run_method("cotrain_transclip", views, T, PARAMS)
+    out = run_method(method, views, T, PARAMS)
     for v, X in views.items():
         refined = refine_class_embeddings(X, T, agreed)
-        proba = TransCLIPClassifier().fit(X, refined).predict_proba(X)
+        proba = TransCLIPClassifier(**transclip_params).fit(X, refined).predict_proba(X)
         np.testing.assert_array_equal(out.pred[v], proba.argmax(axis=1))
         np.testing.assert_allclose(out.confidence[v], proba.max(axis=1))
 

@@ -3,6 +3,7 @@ import pytest
 from sklearn.utils._param_validation import InvalidParameterError
 
 import pairclass.classify
+import pairclass.transclip
 from pairclass.transclip import TransCLIPClassifier, auto_temperature, knn_graph, transclip_zs
 
 
@@ -15,8 +16,9 @@ def _softmax(a):
     return e / e.sum()
 
 
-def dense_transclip(X, T, *, lambda_, n_neighbors, n_iter, temperature, n_confident=8, z_steps=5):
-    """Straightforward O(N^2) TransCLIP-ZS: dense affinities, item-by-item loops, the full Gaussian form."""
+def dense_transclip(X, T, *, lambda_, n_neighbors, n_iter, temperature, mean_prior=None, n_confident=8, z_steps=5):
+    """Straightforward O(N^2) TransCLIP-ZS: dense affinities, item-by-item loops, the full Gaussian form;
+    ``mean_prior`` adds ``mean_prior * n / C`` items at each class embedding to its mean's sum."""
     X, T = _unit(X), _unit(T)
     n, d = X.shape
     C = T.shape[0]
@@ -28,9 +30,12 @@ def dense_transclip(X, T, *, lambda_, n_neighbors, n_iter, temperature, n_confid
             W[i, j] = s
     z = y.copy()
     mu = np.zeros((C, d))
+    prior = 0.0 if mean_prior is None else mean_prior * n / C
     for c in range(C):
-        for i in np.argsort(-z[:, c])[:n_confident]:
+        chosen = np.argsort(-z[:, c])[:n_confident] if mean_prior is None else range(n)
+        for i in chosen:
             mu[c] += z[i, c] * X[i]
+        mu[c] += prior * T[c]
         mu[c] /= np.linalg.norm(mu[c])
     var = np.full(d, 1.0 / d)
     for step in range(n_iter + 1):
@@ -38,12 +43,12 @@ def dense_transclip(X, T, *, lambda_, n_neighbors, n_iter, temperature, n_confid
         for _ in range(z_steps):
             old = z.copy()
             for i in range(n):
-                pull = sum((W[i, j] + W[j, i]) * old[j] for j in range(n)) / (2 * n_neighbors)
+                pull = sum((W[i, j] + W[j, i]) * old[j] for j in range(n)) / (2 * max(n_neighbors, 1))
                 z[i] = _softmax(lambda_ * np.log(y[i]) + log_lik[i] / 50 + pull)
         if step == n_iter:
             break
         for c in range(C):
-            s = sum(z[i, c] * X[i] for i in range(n))
+            s = sum(z[i, c] * X[i] for i in range(n)) + prior * T[c]
             mu[c] = s / np.linalg.norm(s)
         var = sum(z[i, c] * (X[i] - mu[c]) ** 2 for i in range(n) for c in range(C)) / n
     return z
@@ -59,9 +64,12 @@ def shifted_problem(n=600, c=5, d=32, shift=1.5, seed=0):
     return X, T, labels
 
 
-def test_matches_dense_reference():
+@pytest.mark.parametrize(
+    "variant", [{}, {"mean_prior": 0.5}, {"mean_prior": 1.0, "n_neighbors": 0}, {"n_neighbors": 0}]
+)
+def test_matches_dense_reference(variant):
     X, T, _ = shifted_problem(n=40, c=3, d=6, seed=1)
-    kw = dict(lambda_=0.7, n_neighbors=3, n_iter=4, temperature=0.05)
+    kw = dict(dict(lambda_=0.7, n_neighbors=3, n_iter=4, temperature=0.05), **variant)
     pred, proba = transclip_zs(X, T, **kw)
     ref = dense_transclip(X, T, **kw)
     np.testing.assert_allclose(proba, ref, rtol=1e-7, atol=1e-10)
@@ -73,6 +81,49 @@ def test_float32_items_agree_with_dense_reference():
     kw = dict(lambda_=1.0, n_neighbors=3, n_iter=3, temperature=0.1)
     _, proba = transclip_zs(X.astype(np.float32), T, **kw)
     np.testing.assert_allclose(proba, dense_transclip(X, T, **kw), atol=1e-4)
+
+
+def test_no_neighbours_builds_no_graph(monkeypatch):
+    def quadratic(*args):
+        raise AssertionError("the kNN graph was built")
+
+    monkeypatch.setattr(pairclass.transclip, "knn_graph", quadratic)
+    X, T, labels = shifted_problem(seed=9)
+    pred = TransCLIPClassifier(n_neighbors=0, mean_prior=1.0).fit(X, T).predict(X)
+    assert np.mean(pred == labels) > np.mean((X @ T.T).argmax(axis=1) == labels)
+
+
+def absent_class_problem(seed=0, d=16):
+    """Two present classes; a third class's text embedding sits near the first's cluster, but none of
+    its items are in the batch."""
+    rng = np.random.default_rng(seed)
+    centres = _unit(rng.standard_normal((2, d)))
+    offsets = _unit(rng.standard_normal((2, d)))
+    T = _unit(np.stack([centres[0] + 0.8 * offsets[0], centres[0] + 0.9 * offsets[1], centres[1] + 0.8 * offsets[0]]))
+    labels = np.repeat([0, 2], 300)
+    X = _unit(centres[labels // 2] + 0.35 * rng.standard_normal((600, d)))
+    return X, T, labels
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mean_prior_keeps_an_absent_class_at_its_embedding(monkeypatch, seed):
+    """The published update drags the absent class's mean onto the items of the present class it
+    borders; the anchored one leaves it at its class embedding."""
+    X, T, labels = absent_class_problem(seed)
+    seen = []
+    original = pairclass.transclip._log_likelihood
+    monkeypatch.setattr(
+        pairclass.transclip, "_log_likelihood", lambda X, mu, var: seen.append(mu) or original(X, mu, var)
+    )
+    TransCLIPClassifier(mean_prior=1.0).fit(X, T)
+    anchored = seen[-1][1]
+    seen.clear()
+    TransCLIPClassifier().fit(X, T)
+    published = seen[-1][1]
+    cluster = _unit(X[labels == 0].mean(axis=0, keepdims=True))[0]
+    assert anchored @ T[1] > 0.95
+    assert published @ cluster > published @ T[1]
+    assert anchored @ T[1] > published @ T[1] + 0.1
 
 
 def test_knn_graph_matches_brute_force_across_chunks(monkeypatch):
@@ -142,8 +193,8 @@ def test_auto_temperature_is_mean_cosine_spread():
 
 @pytest.mark.parametrize(
     "params",
-    [{"lambda_": -1.0}, {"n_neighbors": 0}, {"n_iter": -1}, {"temperature": 0.0}, {"temperature": "hot"},
-     {"lambda_": "big"}],
+    [{"lambda_": -1.0}, {"n_neighbors": -1}, {"n_iter": -1}, {"temperature": 0.0}, {"temperature": "hot"},
+     {"lambda_": "big"}, {"mean_prior": -0.5}, {"mean_prior": "strong"}],
 )
 def test_bad_params_raise(params):
     X, T, _ = shifted_problem(n=20)
