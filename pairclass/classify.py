@@ -58,7 +58,7 @@ class Decision:
     pred : ndarray of shape (n_items,)
         Bracket winner.
     confidence : ndarray of shape (n_items,)
-        Cosine margin of the final match, measured on that pair's dimensions.
+        Score of the final match (the winner's margin over the runner-up, see ``offset``).
     baseline_pred : ndarray of shape (n_items,)
         Full-embedding cosine argmax.
     baseline_top_cos : ndarray of shape (n_items,)
@@ -80,7 +80,8 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
     ``fit`` pseudo-labels the items by full cosine against the class embeddings, keeps the confident
     ones, and for every pair of classes keeps the ``k`` dimensions with the largest cross ratio
     between the two pseudo-classes. ``predict`` runs a single-elimination bracket in which each match
-    compares the item's cosine to the two classes on the pair's dimensions only.
+    compares the item's cosine to the two classes on the pair's dimensions only (or, with
+    ``offset="midpoint"``, its projection there against a threshold learned from the two pseudo-classes).
 
     Parameters
     ----------
@@ -101,6 +102,12 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         ``"bracket"``: single elimination, ``ceil(log2 C)`` rounds (C - 1 matches per item).
         ``"copeland"``: a round robin, every pair of candidates plays (C(C-1)/2 matches per item) and
         the most wins takes it, ties going to the higher full cosine; for small class lists.
+    offset : {"none", "midpoint"}, default="none"
+        ``"none"``: the seed's match, ``cos_S(x, a) - cos_S(x, b)`` on the pair's dimensions S.
+        ``"midpoint"``: ``x_S @ w / |x| - theta``, with ``w`` as in ``pair_weights_`` and ``theta``
+        halfway between the mean of ``x_S @ w / |x|`` over the two pseudo-classes' items, so each
+        pair's boundary sits between its own two groups rather than where the class embeddings put it.
+        (The score drops the seed's ``|x_S|`` so that ``theta`` is exact from the pair's sums.)
 
     Attributes
     ----------
@@ -118,6 +125,8 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
     pair_weights_ : ndarray of shape (n_pairs, k)
         On the pair's dimensions S, ``T[a]_S/|T[a]_S| - T[b]_S/|T[b]_S|``: ``a`` wins when
         ``x_S @ w >= 0`` (zeros for fallback pairs).
+    pair_offsets_ : ndarray of shape (n_pairs,)
+        ``theta`` per pair with ``offset="midpoint"``; zeros otherwise and for fallback pairs.
     fallback_pairs_ : ndarray of shape (n_pairs,), dtype bool
         Pairs that use the full cosine for lack of confident items.
     n_fallback_pairs_ : int
@@ -143,10 +152,12 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         "min_count": [Interval(Integral, 2, None, closed="left")],
         "seed": [Interval(Integral, 0, None, closed="left")],
         "tournament": [StrOptions({"bracket", "copeland"})],
+        "offset": [StrOptions({"none", "midpoint"})],
     }
 
     def __init__(
-        self, k=100, *, cos_min=None, diff_min=0.0, candidates=None, min_count=10, seed=0, tournament="bracket"
+        self, k=100, *, cos_min=None, diff_min=0.0, candidates=None, min_count=10, seed=0, tournament="bracket",
+        offset="none",
     ):
         self.k = k
         self.cos_min = cos_min
@@ -155,6 +166,7 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         self.min_count = min_count
         self.seed = seed
         self.tournament = tournament
+        self.offset = offset
 
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=True)
@@ -248,6 +260,7 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         n_pairs = a.size
         self.pair_dims_ = np.full((n_pairs, k), -1, dtype=np.int64)
         self.pair_weights_ = np.zeros((n_pairs, k), dtype=np.float32)
+        self.pair_offsets_ = np.zeros(n_pairs)
         self.fallback_pairs_ = np.zeros(n_pairs, dtype=bool)
         for rows in _row_chunks(n_pairs, 16 * D):
             pa, pb = a[rows], b[rows]
@@ -258,6 +271,11 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
             Ta = np.take_along_axis(T[pa], dims, axis=1)
             Tb = np.take_along_axis(T[pb], dims, axis=1)
             w = Ta / _safe_norm(Ta) - Tb / _safe_norm(Tb)
+            if self.offset == "midpoint":
+                # The statistics hold normalised rows, so a group's mean score is its mean row's score.
+                mean_a = np.einsum("ij,ij->i", np.take_along_axis(s_a, dims, axis=1), w) / np.maximum(n_a, 1)
+                mean_b = np.einsum("ij,ij->i", np.take_along_axis(s_b, dims, axis=1), w) / np.maximum(n_b, 1)
+                self.pair_offsets_[rows] = np.where(fallback, 0.0, (mean_a + mean_b) / 2)
             dims[fallback] = -1
             w[fallback] = 0
             self.pair_dims_[rows] = dims
@@ -295,10 +313,12 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         width = max(C, X.shape[1], n_pairs if W is not None else max(m, n_matches) * k)
         for rows in _row_chunks(n, width):
             chunk = X[rows]
-            cos, _ = self._cosines(X, rows)
+            cos, norms = self._cosines(X, rows)
             cands = _top_candidates(cos, m)
             if W is None:
-                play = lambda r, a, b: self._margins(chunk, cos, r, a, b) >= 0  # noqa: E731
+                play = lambda r, a, b: self._margins(chunk, norms, cos, r, a, b) >= 0  # noqa: E731
+            elif self.offset == "midpoint":
+                play = _lookup_play((chunk @ W.T) / norms[:, None] - self.pair_offsets_.astype(X.dtype), C)
             else:
                 play = _lookup_play(chunk @ W.T, C)
             if self.tournament == "bracket":
@@ -307,7 +327,7 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
                 winner, runner_up = run_round_robin(cands, play, np.take_along_axis(cos, cands, axis=1))
             every = np.arange(winner.size)
             out["pred"][rows] = winner
-            out["confidence"][rows] = self._margins(chunk, cos, every, winner, runner_up)
+            out["confidence"][rows] = self._margins(chunk, norms, cos, every, winner, runner_up)
             out["baseline_pred"][rows], out["baseline_top_cos"][rows], out["baseline_margin"][rows] = (
                 _top_two(cos)
             )
@@ -315,7 +335,8 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
 
     def _dense_weights(self, dtype):
         """Pair weights scattered to full width: row p scores pair p as ``x @ W[p]`` (same sign as the
-        margin; fallback pairs use the full class embeddings)."""
+        seed's margin, and ``|x|`` times the midpoint score before its offset; fallback pairs use the
+        full class embeddings)."""
         T = self.class_embeddings_
         a, b = np.triu_indices(T.shape[0], 1)
         W = T[a] - T[b]
@@ -325,8 +346,9 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         W[keep] = selected
         return W.astype(dtype)
 
-    def _margins(self, chunk, cos, rows, a, b):
-        """``cos_S(x, a) - cos_S(x, b)`` for each match, S the pair's dimensions; ties favour the lower class.
+    def _margins(self, chunk, norms, cos, rows, a, b):
+        """Each match's score for ``a`` over ``b`` (see ``offset``): ``cos_S(x, a) - cos_S(x, b)``, S
+        the pair's dimensions, or the midpoint score; ties favour the lower class.
 
         Vectorised over matches: gathers each item's values on its pair's dimensions.
         """
@@ -334,8 +356,11 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         p = pair_index(a, b, C)
         dims = self.pair_dims_[p]
         xs = chunk[rows[:, None], np.maximum(dims, 0)]
-        norm = np.maximum(_row_norms(xs), np.finfo(np.float32).tiny)
-        lo_minus_hi = np.einsum("ij,ij->i", xs, self.pair_weights_[p]) / norm
+        if self.offset == "midpoint":
+            norm = norms[rows]
+        else:
+            norm = np.maximum(_row_norms(xs), np.finfo(np.float32).tiny)
+        lo_minus_hi = np.einsum("ij,ij->i", xs, self.pair_weights_[p]) / norm - self.pair_offsets_[p]
         fallback = self.fallback_pairs_[p]
         lo, hi = np.minimum(a, b), np.maximum(a, b)
         lo_minus_hi[fallback] = cos[rows[fallback], lo[fallback]] - cos[rows[fallback], hi[fallback]]
@@ -349,8 +374,9 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_items, n_pairs)
-            ``cos_S(x, a) - cos_S(x, b)`` for the pair ``a < b`` at column ``pair_index(a, b, C)``,
-            S the pair's dimensions (the full embedding for fallback pairs).
+            The match score of ``a`` over ``b`` for the pair ``a < b`` at column
+            ``pair_index(a, b, C)``: ``cos_S(x, a) - cos_S(x, b)``, S the pair's dimensions (the full
+            embedding for fallback pairs), or the midpoint score with ``offset="midpoint"``.
         """
         check_is_fitted(self)
         X = self._check_X(X)
@@ -358,10 +384,10 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         a, b = np.triu_indices(C, 1)
         out = np.empty((X.shape[0], a.size), dtype=np.float32)
         for rows in _row_chunks(X.shape[0], max(a.size * self.pair_dims_.shape[1], X.shape[1])):
-            cos, _ = self._cosines(X, rows)
+            cos, norms = self._cosines(X, rows)
             n = cos.shape[0]
             r = np.repeat(np.arange(n), a.size)
-            out[rows] = self._margins(X[rows], cos, r, np.tile(a, n), np.tile(b, n)).reshape(n, a.size)
+            out[rows] = self._margins(X[rows], norms, cos, r, np.tile(a, n), np.tile(b, n)).reshape(n, a.size)
         return out
 
     def predict(self, X):

@@ -176,6 +176,13 @@ def classify(
     tournament: Annotated[
         str, typer.Option(help="bracket (knockout, C-1 matches), or copeland (round robin, for small C).")
     ] = "bracket",
+    offset: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Match threshold: none (the seed's cosine comparison) or midpoint (halfway between the "
+            "pair's two pseudo-classes). Default: none for pairwise, midpoint for the methods built on proto."
+        ),
+    ] = None,
     center: Annotated[
         str,
         typer.Option(help="none, or balanced: remove the items' class-balanced mean and the classes' mean first."),
@@ -197,7 +204,7 @@ def classify(
         embeddings, classes, views=split_list(views, "column"), id_col=id_col, label_col=label_col,
         methods=split_list(method, "method"), pairwise=pairwise, k=k, cos_min=cos_min,
         diff_min=diff_min, candidates=candidates, min_count=min_count, seed=seed, tournament=tournament,
-        center=center, encoder=encoder, out=out, progress=progress_printer(not json_out),
+        offset=offset, center=center, encoder=encoder, out=out, progress=progress_printer(not json_out),
     )
     for note in result.warnings:
         err.print(f"[yellow]Warning:[/] {note}", highlight=False)

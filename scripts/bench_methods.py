@@ -6,7 +6,8 @@ Sets (../shared/data, embedded with the offline MiniLM; see scripts/datasets.py)
 - fashion-sub: productDisplayName of every subCategory with 100+ items.
 Class embeddings are the class names ("{}"); "+ens" rows average a few prompt templates instead;
 "+center" rows run on balanced-centred embeddings (pairclass.center, classify --center balanced);
-"+copeland" rows play a round robin instead of the knockout bracket (classify --tournament copeland).
+"+copeland" rows play a round robin instead of the knockout bracket (classify --tournament copeland);
+"+midpoint" / "+seed match" rows set the match offset against the method's own (classify --offset).
 
 Robustness (fashion-13, accuracy): a batch where one class is 80% of the items, a batch holding only 3
 of the classes (scored against all 13), and a batch of 200 items. Each kind is drawn ``--draws`` times
@@ -39,11 +40,22 @@ TEMPLATES = ("{}", "a product in the category {}", "{} products for sale online"
 PARAMS = dict(k=100, cos_min=None, diff_min=0.0, candidates=None, min_count=10)
 
 
-def evaluate(method, s, class_emb, seed, center="none", tournament="bracket"):
+# Row suffix -> settings: prompt ensembling, centring, tournament, match offset (None: the method's own).
+VARIANTS = {
+    "": {},
+    "+ens": {"ens": True},
+    "+center": {"center": "balanced"},
+    "+copeland": {"tournament": "copeland"},
+    "+midpoint": {"offset": "midpoint"},
+    "+seed match": {"offset": "none"},
+}
+
+
+def evaluate(method, s, class_emb, seed, center="none", tournament="bracket", offset=None):
     names = np.asarray(s["classes"], dtype=object)
     t = time.perf_counter()
     views, T = center_views(s["views"], l2_normalize(class_emb.astype(np.float64)), center)
-    out = run_method(method, views, T, dict(PARAMS, seed=seed, tournament=tournament))
+    out = run_method(method, views, T, dict(PARAMS, seed=seed, tournament=tournament, offset=offset))
     seconds = time.perf_counter() - t
     preds = {v: names[p] for v, p in out.pred.items()}
     row = {"seconds": seconds}
@@ -103,13 +115,15 @@ def main():
     variants = [(m, "") for m in methods] + [(m, "+ens") for m in ("baseline", "pairwise", DEFAULT_METHOD)]
     variants += [(m, "+center") for m in ("baseline", DEFAULT_METHOD, "transclip") if m in methods]
     variants += [(m, "+copeland") for m in ("pairwise", DEFAULT_METHOD) if m in methods]
+    variants += [("pairwise", "+midpoint"), (DEFAULT_METHOD, "+seed match")]
     baseline_rows = {}
     for method, suffix in variants:
         results = {}
+        opts = dict(VARIANTS[suffix])
+        ens = opts.pop("ens", False)
         for name, s in sets.items():
-            emb = datasets.embed_classes(s["classes"], TEMPLATES) if suffix == "+ens" else s["class_emb"]
-            results[name] = evaluate(method, s, emb, args.seed, "balanced" if suffix == "+center" else "none",
-                                     "copeland" if suffix == "+copeland" else "bracket")
+            emb = datasets.embed_classes(s["classes"], TEMPLATES) if ens else s["class_emb"]
+            results[name] = evaluate(method, s, emb, args.seed, **opts)
         if method == "baseline" and not suffix:
             baseline_rows = results
         cells = []
@@ -131,20 +145,19 @@ def main():
     for b in draws[0]:
         rob.add_column(f"{b}\n({np.mean([len(d[b]) for d in draws]):.0f} items on average)", justify="right")
     base = {}
-    rows_to_run = [(m, "none", "bracket") for m in methods]
-    rows_to_run += [(m, "balanced", "bracket") for m in ("baseline", DEFAULT_METHOD)]
-    rows_to_run += [(DEFAULT_METHOD, "none", "copeland")]
-    for method, center, tournament in rows_to_run:
+    rows_to_run = [(m, "") for m in methods] + [(m, "+center") for m in ("baseline", DEFAULT_METHOD)]
+    rows_to_run += [(DEFAULT_METHOD, "+copeland"), ("pairwise", "+midpoint"), (DEFAULT_METHOD, "+seed match")]
+    for method, suffix in rows_to_run:
         cells = []
         for b in draws[0]:
             accs = np.array([
                 evaluate(method, subset(sets["fashion-13"], d[b]), sets["fashion-13"]["class_emb"], args.seed,
-                         center, tournament)["acc name"]
+                         **VARIANTS[suffix])["acc name"]
                 for d in draws
             ])
             change = accs - base.setdefault(b, accs)
             cells.append(f"{accs.mean():.3f} ({change.mean():+.3f}, {change.min():+.3f})")
-        label = method + ("+center" if center != "none" else "") + ("+copeland" if tournament != "bracket" else "")
+        label = method + suffix
         rob.add_row(label, *cells)
         console.print(f"done: robustness {label}", style="dim")
     console.print(rob)

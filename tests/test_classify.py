@@ -32,10 +32,45 @@ def reference_dims(X, T, k, cos_min, diff_min):
     return dims
 
 
-def reference_predict(X, T, clf, cands):
-    """Naive per-item bracket with cosines on each pair's dimensions."""
+def reference_offsets(X, T, clf):
+    """Per pair, halfway between the two pseudo-classes' mean of ``x_S @ w / |x|`` (no filters)."""
+    Xn, Tn = unit(X), unit(T)
+    top = (Xn @ Tn.T).argmax(1)
+    C = len(T)
+    theta = np.zeros(C * (C - 1) // 2)
+    for a in range(C):
+        for b in range(a + 1, C):
+            p = pair_index(a, b, C)
+            d = clf.pair_dims_[p]
+            if d[0] < 0:
+                continue
+            w = Tn[a, d] / np.linalg.norm(Tn[a, d]) - Tn[b, d] / np.linalg.norm(Tn[b, d])
+            theta[p] = (np.mean(Xn[top == a][:, d] @ w) + np.mean(Xn[top == b][:, d] @ w)) / 2
+    return theta
+
+
+def reference_score(x, T, clf, a, b, theta=None):
+    """The match score of ``a`` over ``b``: the seed's cosine difference on the pair's dimensions, or
+    with ``theta`` (per pair) the midpoint score."""
     C = len(T)
     Tn = unit(T)
+    lo, hi = min(a, b), max(a, b)
+    p = pair_index(lo, hi, C)
+    d = clf.pair_dims_[p]
+    if d[0] < 0:
+        full = unit(x[None])[0] @ Tn.T
+        s = full[lo] - full[hi]
+    elif theta is None:
+        s = x[d] @ (Tn[lo, d] / np.linalg.norm(Tn[lo, d])) / np.linalg.norm(x[d]) - x[d] @ (
+            Tn[hi, d] / np.linalg.norm(Tn[hi, d])) / np.linalg.norm(x[d])
+    else:
+        w = Tn[lo, d] / np.linalg.norm(Tn[lo, d]) - Tn[hi, d] / np.linalg.norm(Tn[hi, d])
+        s = x[d] @ w / np.linalg.norm(x) - theta[p]
+    return s if a == lo else -s
+
+
+def reference_predict(X, T, clf, cands, theta=None):
+    """Naive per-item bracket; ``lo`` wins a match at score >= 0."""
     orders = bracket_orders(cands.shape[1], np.random.default_rng(clf.seed))
     out = []
     for x, alive in zip(np.asarray(X, dtype=np.float64), cands):
@@ -44,14 +79,8 @@ def reference_predict(X, T, clf, cands):
             alive = [alive[i] for i in order]
             nxt = []
             for j in range(0, len(alive) - 1, 2):
-                a, b = alive[j], alive[j + 1]
-                d = clf.pair_dims_[pair_index(a, b, C)]
-                d = np.arange(len(x)) if d[0] < 0 else d
-                ca = x[d] @ Tn[a, d] / (np.linalg.norm(x[d]) * np.linalg.norm(Tn[a, d]))
-                cb = x[d] @ Tn[b, d] / (np.linalg.norm(x[d]) * np.linalg.norm(Tn[b, d]))
-                lo, hi = min(a, b), max(a, b)
-                c_lo, c_hi = (ca, cb) if a == lo else (cb, ca)
-                nxt.append(lo if c_lo >= c_hi else hi)
+                lo, hi = min(alive[j], alive[j + 1]), max(alive[j], alive[j + 1])
+                nxt.append(lo if reference_score(x, T, clf, lo, hi, theta) >= 0 else hi)
             if len(alive) % 2:
                 nxt.append(alive[-1])
             alive = nxt
@@ -71,16 +100,54 @@ def test_dims_match_reference_definition(cos_min, diff_min):
             assert clf.pair_dims_[p].tolist() == dims.tolist(), (a, b)
 
 
+@pytest.mark.parametrize("offset", ["none", "midpoint"])
 @pytest.mark.parametrize("gather_cost", [0, 10**6], ids=["gather", "dense"])
 @pytest.mark.parametrize("candidates", [None, 3])
-def test_predictions_match_naive_bracket(candidates, gather_cost, monkeypatch):
+def test_predictions_match_naive_bracket(candidates, gather_cost, offset, monkeypatch):
     monkeypatch.setattr("pairclass.classify._GATHER_COST", gather_cost)
     X, T, _ = clustered(n_per_class=25, n_classes=5, dim=16, seed=2)
-    clf = PairwiseClassifier(k=4, candidates=candidates, min_count=2, seed=3).fit(X, T)
+    clf = PairwiseClassifier(k=4, candidates=candidates, min_count=2, seed=3, offset=offset).fit(X, T)
     cos = unit(X) @ unit(T).T
     m = len(T) if candidates is None else candidates
     cands = np.tile(np.arange(m), (len(X), 1)) if candidates is None else np.argsort(-cos, axis=1)[:, :m]
-    np.testing.assert_array_equal(clf.predict(X), reference_predict(X, T, clf, cands))
+    theta = reference_offsets(X, T, clf) if offset == "midpoint" else None
+    if theta is not None:
+        np.testing.assert_allclose(clf.pair_offsets_, theta, rtol=1e-4, atol=1e-6)
+        assert np.abs(theta).max() > 0.01
+    np.testing.assert_array_equal(clf.predict(X), reference_predict(X, T, clf, cands, theta))
+    if theta is not None:
+        # The offsets decide some items: the seed's match on the same dimensions differs.
+        assert (reference_predict(X, T, clf, cands) != clf.predict(X)).any()
+
+
+def test_midpoint_centres_each_pair_between_its_pseudo_classes():
+    X, T, _ = clustered(n_per_class=30, n_classes=4, dim=12, seed=13)
+    clf = PairwiseClassifier(k=3, min_count=2, offset="midpoint").fit(X, T)
+    M = clf.pair_margins(X)
+    top = (unit(X) @ unit(T).T).argmax(1)
+    C = len(T)
+    for a in range(C):
+        for b in range(a + 1, C):
+            p = pair_index(a, b, C)
+            assert not clf.fallback_pairs_[p]
+            np.testing.assert_allclose(M[top == a, p].mean(), -M[top == b, p].mean(), atol=1e-5)
+
+
+def test_midpoint_undoes_class_embeddings_that_misplace_the_boundary():
+    # Two clusters, and class embeddings both turned the same way: the cosine boundary cuts
+    # through class 0's cluster, yet each pseudo-class's mean still lies on its own side.
+    rng = np.random.default_rng(14)
+    y = np.repeat([0, 1], 200)
+    X = rng.normal(0, 0.35, size=(400, 6))
+    X[:, 0] += np.where(y == 0, 1.0, -1.0)
+    X[:, 1] += 2.0
+    T = np.zeros((2, 6))
+    T[:, 0] = [2.0, 0.0]
+    T[:, 1] = 1.0
+    seed = PairwiseClassifier(k=6, min_count=5).fit(X, T)
+    mid = PairwiseClassifier(k=6, min_count=5, offset="midpoint").fit(X, T)
+    assert (seed.predict(X) == y).mean() < 0.75
+    assert (mid.predict(X) == y).mean() > 0.9
 
 
 def reference_copeland(X, T, clf, cands):
@@ -137,6 +204,10 @@ def test_partial_fit_batches_give_same_dims_as_fit():
     np.testing.assert_array_equal(parts.pair_dims_, whole.pair_dims_)
     np.testing.assert_array_equal(parts.fallback_pairs_, whole.fallback_pairs_)
     np.testing.assert_array_equal(parts.predict(X), whole.predict(X))
+    mid = PairwiseClassifier(k=6, diff_min=0.05, cos_min=0.05, min_count=3, offset="midpoint").fit(X, T)
+    parts.set_params(offset="midpoint")._select_dims()
+    np.testing.assert_allclose(parts.pair_offsets_, mid.pair_offsets_, rtol=1e-4, atol=1e-7)
+    assert np.abs(mid.pair_offsets_).max() > 0
 
 
 @pytest.mark.parametrize("gather_cost", [0, 10**6], ids=["gather", "dense"])

@@ -209,3 +209,25 @@ def test_tournament_option_reaches_the_classifier(tmp_path, make_files):
     bad = invoke("classify", emb, "--classes", cls, "--tournament", "league")
     assert bad.exit_code == 2
     assert bad.stderr.startswith("Error: The 'tournament' parameter of PairwiseClassifier must be a str among")
+
+
+def test_offset_option_reaches_the_classifier(tmp_path, make_files):
+    from pairclass import PairwiseClassifier
+
+    emb, cls = make_files(n_classes=5)
+    X = np.asarray(pq.read_table(emb).column("clip_image_features").to_pylist(), dtype=np.float32)
+    classes = pq.read_table(cls)
+    T = np.asarray(classes.column("embedding").to_pylist())
+    names = np.array(classes.column("name").to_pylist())
+    seed = PairwiseClassifier(k=4, min_count=3).fit(X, T).predict(X)
+    mid = PairwiseClassifier(k=4, min_count=3, offset="midpoint").fit(X, T).predict(X)
+    assert (seed != mid).any()
+    for option, expected in ((), seed), (("--offset", "midpoint"), mid):
+        out = tmp_path / f"pred{len(option)}.parquet"
+        result = invoke("classify", emb, "--classes", cls, "--k", 4, "--min-count", 3, *option, "--out", out)
+        assert result.exit_code == 0, result.stderr
+        assert pq.read_table(out).column("clip_image_features__pairwise__pred").to_pylist() == names[expected].tolist()
+
+    bad = invoke("classify", emb, "--classes", cls, "--offset", "median")
+    assert bad.exit_code == 2
+    assert bad.stderr.startswith("Error: The 'offset' parameter of PairwiseClassifier must be a str among")
