@@ -58,7 +58,7 @@ class Decision:
     pred : ndarray of shape (n_items,)
         Bracket winner.
     confidence : ndarray of shape (n_items,)
-        Score of the final match (the winner's margin over the runner-up, see ``offset``).
+        Score of the final match (the winner's margin over the runner-up, see ``match``).
     baseline_pred : ndarray of shape (n_items,)
         Full-embedding cosine argmax.
     baseline_top_cos : ndarray of shape (n_items,)
@@ -80,8 +80,8 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
     ``fit`` pseudo-labels the items by full cosine against the class embeddings, keeps the confident
     ones, and for every pair of classes keeps the ``k`` dimensions with the largest cross ratio
     between the two pseudo-classes. ``predict`` runs a single-elimination bracket in which each match
-    compares the item's cosine to the two classes on the pair's dimensions only (or, with
-    ``offset="midpoint"``, its projection there against a threshold learned from the two pseudo-classes).
+    compares the item's cosine to the two classes on the pair's dimensions only (or, with ``match``,
+    a score whose threshold and weights are learned from the pair's two pseudo-classes).
 
     Parameters
     ----------
@@ -102,12 +102,23 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         ``"bracket"``: single elimination, ``ceil(log2 C)`` rounds (C - 1 matches per item).
         ``"copeland"``: a round robin, every pair of candidates plays (C(C-1)/2 matches per item) and
         the most wins takes it, ties going to the higher full cosine; for small class lists.
-    offset : {"none", "midpoint"}, default="none"
-        ``"none"``: the seed's match, ``cos_S(x, a) - cos_S(x, b)`` on the pair's dimensions S.
-        ``"midpoint"``: ``x_S @ w / |x| - theta``, with ``w`` as in ``pair_weights_`` and ``theta``
-        halfway between the mean of ``x_S @ w / |x|`` over the two pseudo-classes' items, so each
-        pair's boundary sits between its own two groups rather than where the class embeddings put it.
-        (The score drops the seed's ``|x_S|`` so that ``theta`` is exact from the pair's sums.)
+    match : {"cosine", "midpoint", "fisher"}, default="cosine"
+        How a match between ``a`` and ``b`` is scored (``a`` wins at a score >= 0).
+
+        - ``"cosine"``: the seed's ``cos_S(x, a) - cos_S(x, b)`` on the pair's dimensions S.
+        - ``"midpoint"``: ``p(x) - theta_p``, where ``p(x) = x_S @ w / |x|`` (``w`` as in
+          ``pair_weights_``) and ``theta_p`` is halfway between the mean of ``p`` over the two
+          pseudo-classes, so each boundary sits between the pair's own two groups rather than where
+          the class embeddings put it.
+        - ``"fisher"``: the midpoint score plus the full cosine's, ``f(x) = cos(x, a) - cos(x, b)``
+          against its own midpoint ``theta_f``, each weighted by its Fisher discriminant
+          ``(mean_a - mean_b) / var`` over the two pseudo-classes:
+          ``alpha (f - theta_f) + beta (p - theta_p)``, the sum of two one-dimensional LDA
+          log-likelihood ratios with equal priors. The variances treat the dimensions as independent
+          (``var(v @ x) ~ sum_d v_d^2 var_d``, pooled over the two groups).
+
+        Means and variances come from the pair's sums, so they add across batches like the
+        dimensions do. (The midpoint score drops the seed's ``|x_S|`` to stay linear in ``x``.)
 
     Attributes
     ----------
@@ -125,8 +136,12 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
     pair_weights_ : ndarray of shape (n_pairs, k)
         On the pair's dimensions S, ``T[a]_S/|T[a]_S| - T[b]_S/|T[b]_S|``: ``a`` wins when
         ``x_S @ w >= 0`` (zeros for fallback pairs).
+    pair_scales_ : ndarray of shape (n_pairs, 2)
+        ``(alpha, beta)``: the weights of ``f`` and ``p`` in a match's score; ``(0, 1)`` with
+        ``match="midpoint"``, zeros with ``"cosine"`` and for fallback pairs.
     pair_offsets_ : ndarray of shape (n_pairs,)
-        ``theta`` per pair with ``offset="midpoint"``; zeros otherwise and for fallback pairs.
+        The score's threshold, ``alpha theta_f + beta theta_p``; zeros with ``"cosine"`` and for
+        fallback pairs.
     fallback_pairs_ : ndarray of shape (n_pairs,), dtype bool
         Pairs that use the full cosine for lack of confident items.
     n_fallback_pairs_ : int
@@ -152,12 +167,12 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         "min_count": [Interval(Integral, 2, None, closed="left")],
         "seed": [Interval(Integral, 0, None, closed="left")],
         "tournament": [StrOptions({"bracket", "copeland"})],
-        "offset": [StrOptions({"none", "midpoint"})],
+        "match": [StrOptions({"cosine", "midpoint", "fisher"})],
     }
 
     def __init__(
         self, k=100, *, cos_min=None, diff_min=0.0, candidates=None, min_count=10, seed=0, tournament="bracket",
-        offset="none",
+        match="cosine",
     ):
         self.k = k
         self.cos_min = cos_min
@@ -166,7 +181,7 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         self.min_count = min_count
         self.seed = seed
         self.tournament = tournament
-        self.offset = offset
+        self.match = match
 
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=True)
@@ -260,6 +275,7 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         n_pairs = a.size
         self.pair_dims_ = np.full((n_pairs, k), -1, dtype=np.int64)
         self.pair_weights_ = np.zeros((n_pairs, k), dtype=np.float32)
+        self.pair_scales_ = np.zeros((n_pairs, 2))
         self.pair_offsets_ = np.zeros(n_pairs)
         self.fallback_pairs_ = np.zeros(n_pairs, dtype=bool)
         for rows in _row_chunks(n_pairs, 16 * D):
@@ -271,17 +287,36 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
             Ta = np.take_along_axis(T[pa], dims, axis=1)
             Tb = np.take_along_axis(T[pb], dims, axis=1)
             w = Ta / _safe_norm(Ta) - Tb / _safe_norm(Tb)
-            if self.offset == "midpoint":
-                # The statistics hold normalised rows, so a group's mean score is its mean row's score.
-                mean_a = np.einsum("ij,ij->i", np.take_along_axis(s_a, dims, axis=1), w) / np.maximum(n_a, 1)
-                mean_b = np.einsum("ij,ij->i", np.take_along_axis(s_b, dims, axis=1), w) / np.maximum(n_b, 1)
-                self.pair_offsets_[rows] = np.where(fallback, 0.0, (mean_a + mean_b) / 2)
+            if self.match != "cosine":
+                scales, offsets = self._match_scales(pa, pb, dims, w, (n_a, s_a, ss_a), (n_b, s_b, ss_b))
+                self.pair_scales_[rows] = np.where(fallback[:, None], 0.0, scales)
+                self.pair_offsets_[rows] = np.where(fallback, 0.0, offsets)
             dims[fallback] = -1
             w[fallback] = 0
             self.pair_dims_[rows] = dims
             self.pair_weights_[rows] = w
             self.fallback_pairs_[rows] = fallback
         self.n_fallback_pairs_ = int(self.fallback_pairs_.sum())
+
+    def _match_scales(self, pa, pb, dims, w, stats_a, stats_b):
+        """``(alpha, beta)`` and the threshold of each pair's match score (see ``match``)."""
+        (n_a, s_a, ss_a), (n_b, s_b, ss_b) = stats_a, stats_b
+        # The statistics hold normalised rows, so a group's mean score is its mean row's score.
+        mean_a, mean_b = s_a / np.maximum(n_a, 1)[:, None], s_b / np.maximum(n_b, 1)[:, None]
+        sel = lambda M: np.take_along_axis(M, dims, axis=1)  # noqa: E731
+        p_a, p_b = np.einsum("ij,ij->i", sel(mean_a), w), np.einsum("ij,ij->i", sel(mean_b), w)
+        theta_p = (p_a + p_b) / 2
+        if self.match == "midpoint":
+            return np.column_stack([np.zeros_like(theta_p), np.ones_like(theta_p)]), theta_p
+        T = self.class_embeddings_
+        v = T[pa] - T[pb]
+        f_a, f_b = np.einsum("ij,ij->i", mean_a, v), np.einsum("ij,ij->i", mean_b, v)
+        n = np.maximum(n_a + n_b, 1)[:, None]
+        var = (np.maximum(ss_a - n_a[:, None] * mean_a**2, 0) + np.maximum(ss_b - n_b[:, None] * mean_b**2, 0)) / n
+        tiny = np.finfo(np.float64).tiny
+        alpha = (f_a - f_b) / np.maximum(np.einsum("ij,ij->i", v**2, var), tiny)
+        beta = (p_a - p_b) / np.maximum(np.einsum("ij,ij->i", w.astype(np.float64) ** 2, sel(var)), tiny)
+        return np.column_stack([alpha, beta]), alpha * (f_a + f_b) / 2 + beta * theta_p
 
     def _side_stats(self, own, other):
         """Statistics of class ``own``'s confident items minus those the pair's diff filter drops."""
@@ -317,10 +352,10 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
             cands = _top_candidates(cos, m)
             if W is None:
                 play = lambda r, a, b: self._margins(chunk, norms, cos, r, a, b) >= 0  # noqa: E731
-            elif self.offset == "midpoint":
-                play = _lookup_play((chunk @ W.T) / norms[:, None] - self.pair_offsets_.astype(X.dtype), C)
-            else:
+            elif self.match == "cosine":
                 play = _lookup_play(chunk @ W.T, C)
+            else:
+                play = _lookup_play((chunk @ W.T) / norms[:, None] - self.pair_offsets_.astype(X.dtype), C)
             if self.tournament == "bracket":
                 winner, runner_up = run_bracket(cands, play, orders)
             else:
@@ -334,21 +369,23 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         return Decision(**out)
 
     def _dense_weights(self, dtype):
-        """Pair weights scattered to full width: row p scores pair p as ``x @ W[p]`` (same sign as the
-        seed's margin, and ``|x|`` times the midpoint score before its offset; fallback pairs use the
-        full class embeddings)."""
+        """Pair weights scattered to full width: row p scores pair p as ``x @ W[p]``: the seed's margin
+        up to a positive factor, or ``|x|`` times the match score before its threshold; fallback pairs
+        use the full class embeddings."""
         T = self.class_embeddings_
         a, b = np.triu_indices(T.shape[0], 1)
         W = T[a] - T[b]
         keep = ~self.fallback_pairs_
         selected = np.zeros((int(keep.sum()), T.shape[1]))
         np.put_along_axis(selected, self.pair_dims_[keep], self.pair_weights_[keep], axis=1)
+        if self.match != "cosine":
+            alpha, beta = self.pair_scales_[keep].T
+            selected = alpha[:, None] * W[keep] + beta[:, None] * selected
         W[keep] = selected
         return W.astype(dtype)
 
     def _margins(self, chunk, norms, cos, rows, a, b):
-        """Each match's score for ``a`` over ``b`` (see ``offset``): ``cos_S(x, a) - cos_S(x, b)``, S
-        the pair's dimensions, or the midpoint score; ties favour the lower class.
+        """Each match's score for ``a`` over ``b`` (see ``match``); ties favour the lower class.
 
         Vectorised over matches: gathers each item's values on its pair's dimensions.
         """
@@ -356,13 +393,16 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         p = pair_index(a, b, C)
         dims = self.pair_dims_[p]
         xs = chunk[rows[:, None], np.maximum(dims, 0)]
-        if self.offset == "midpoint":
-            norm = norms[rows]
-        else:
-            norm = np.maximum(_row_norms(xs), np.finfo(np.float32).tiny)
-        lo_minus_hi = np.einsum("ij,ij->i", xs, self.pair_weights_[p]) / norm - self.pair_offsets_[p]
-        fallback = self.fallback_pairs_[p]
         lo, hi = np.minimum(a, b), np.maximum(a, b)
+        if self.match == "cosine":
+            norm = np.maximum(_row_norms(xs), np.finfo(np.float32).tiny)
+            lo_minus_hi = np.einsum("ij,ij->i", xs, self.pair_weights_[p]) / norm
+        else:
+            alpha, beta = self.pair_scales_[p].T
+            full = cos[rows, lo] - cos[rows, hi]
+            lo_minus_hi = (alpha * full + beta * np.einsum("ij,ij->i", xs, self.pair_weights_[p]) / norms[rows]
+                           - self.pair_offsets_[p])
+        fallback = self.fallback_pairs_[p]
         lo_minus_hi[fallback] = cos[rows[fallback], lo[fallback]] - cos[rows[fallback], hi[fallback]]
         # The lower class wins exact ties, so a tie is a (tiny) positive margin for it.
         lo_minus_hi = np.where(lo_minus_hi == 0, np.finfo(np.float32).tiny, lo_minus_hi)
@@ -374,9 +414,8 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_items, n_pairs)
-            The match score of ``a`` over ``b`` for the pair ``a < b`` at column
-            ``pair_index(a, b, C)``: ``cos_S(x, a) - cos_S(x, b)``, S the pair's dimensions (the full
-            embedding for fallback pairs), or the midpoint score with ``offset="midpoint"``.
+            The match score of ``a`` over ``b`` (see ``match``) for the pair ``a < b`` at column
+            ``pair_index(a, b, C)``; fallback pairs score ``cos(x, a) - cos(x, b)``.
         """
         check_is_fitted(self)
         X = self._check_X(X)

@@ -176,11 +176,13 @@ def classify(
     tournament: Annotated[
         str, typer.Option(help="bracket (knockout, C-1 matches), or copeland (round robin, for small C).")
     ] = "bracket",
-    offset: Annotated[
+    match: Annotated[
         Optional[str],
         typer.Option(
-            help="Match threshold: none (the seed's cosine comparison) or midpoint (halfway between the "
-            "pair's two pseudo-classes). Default: none for pairwise, midpoint for the methods built on proto."
+            help="How a pair's match is scored: cosine (the seed's), midpoint (threshold halfway between the "
+            "pair's two pseudo-classes) or fisher (the pair's dimensions and the full cosine, each against its "
+            "midpoint, weighted by their Fisher discriminants). Default: cosine for pairwise, fisher for the "
+            "methods built on proto."
         ),
     ] = None,
     center: Annotated[
@@ -204,7 +206,7 @@ def classify(
         embeddings, classes, views=split_list(views, "column"), id_col=id_col, label_col=label_col,
         methods=split_list(method, "method"), pairwise=pairwise, k=k, cos_min=cos_min,
         diff_min=diff_min, candidates=candidates, min_count=min_count, seed=seed, tournament=tournament,
-        offset=offset, center=center, encoder=encoder, out=out, progress=progress_printer(not json_out),
+        match=match, center=center, encoder=encoder, out=out, progress=progress_printer(not json_out),
     )
     for note in result.warnings:
         err.print(f"[yellow]Warning:[/] {note}", highlight=False)

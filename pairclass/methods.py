@@ -8,8 +8,9 @@ scores them side by side.
 - ``pairwise``: the seed method, :class:`~pairclass.PairwiseClassifier` per view.
 - ``proto``: pairwise after one transductive step that moves each class embedding halfway (on the
   sphere) towards the mean of the items the pairwise method gave it. This and every method built on
-  it decide each match at the midpoint between the pair's two pseudo-classes
-  (``PairwiseClassifier(offset="midpoint")``); ``pairwise`` keeps the seed's match.
+  it score each match with ``PairwiseClassifier(match="fisher")``: the pair's dimensions and the full
+  cosine, each against the midpoint between the pair's two pseudo-classes and weighted by its Fisher
+  discriminant; ``pairwise`` keeps the seed's match.
 - ``cotrain``: with two views, the pair statistics and class prototypes come only from items on whose
   class the two views' ``proto`` predictions agree; then each view is re-bracketed.
 - ``joint``: one label per item from both views at once: ``proto`` on the concatenated,
@@ -146,16 +147,16 @@ def run_method(method, views, class_embeddings, params):
         L2-normalised.
     params : dict
         :class:`PairwiseClassifier` parameters (``k``, ``cos_min``, ``diff_min``, ``candidates``,
-        ``min_count``, ``seed``, ``tournament``, ``offset``). ``offset`` None or absent: the
-        method's own, ``"none"`` for ``pairwise`` and ``"midpoint"`` for the methods built on ``proto``.
+        ``min_count``, ``seed``, ``tournament``, ``match``). ``match`` None or absent: the
+        method's own, ``"cosine"`` for ``pairwise`` and ``"fisher"`` for the methods built on ``proto``.
 
     Returns
     -------
     MethodOutput
     """
     T = class_embeddings
-    if params.get("offset") is None:
-        params = dict(params, offset="none" if method == "pairwise" else "midpoint")
+    if params.get("match") is None:
+        params = dict(params, match="cosine" if method == "pairwise" else "fisher")
     if method == "baseline":
         out = {v: baseline_scores(X, T) for v, X in views.items()}
         return MethodOutput({v: o[0] for v, o in out.items()}, {v: o[2] for v, o in out.items()})

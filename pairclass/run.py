@@ -123,7 +123,7 @@ def run_classify(
     min_count=10,
     seed=0,
     tournament="bracket",
-    offset=None,
+    match=None,
     center="none",
     encoder=None,
     out=None,
@@ -147,8 +147,8 @@ def run_classify(
         the default method is reported a second time under ``"default"``.
     pairwise : bool, default=True
         False runs the baseline only.
-    k, cos_min, diff_min, candidates, min_count, seed, tournament, offset
-        Passed to :class:`PairwiseClassifier`; ``offset=None`` leaves each method its own (see
+    k, cos_min, diff_min, candidates, min_count, seed, tournament, match
+        Passed to :class:`PairwiseClassifier`; ``match=None`` leaves each method its own (see
         :func:`pairclass.methods.run_method`).
     center : {"none", "balanced"}, default="none"
         ``"balanced"`` runs every method (the baseline too) on balanced-centred items and centred
@@ -171,9 +171,9 @@ def run_classify(
     run = resolve_methods(methods, pairwise=pairwise)
     check_center(center)
     params = dict(k=k, cos_min=cos_min, diff_min=diff_min, candidates=candidates,
-                  min_count=min_count, seed=seed, tournament=tournament, offset=offset)
+                  min_count=min_count, seed=seed, tournament=tournament, match=match)
     # Bad settings fail before any data is read.
-    PairwiseClassifier(**dict(params, offset=offset or "none"))._validate_params()
+    PairwiseClassifier(**dict(params, match=match or "cosine"))._validate_params()
     step = progress or (lambda message: None)
     data = read_embeddings(embeddings, views, id_col=id_col, label_col=label_col)
     dim = next(iter(data.views.values())).shape[1]

@@ -4,15 +4,17 @@ Sets (../shared/data, embedded with the offline MiniLM; see scripts/datasets.py)
 - flipkart: 1,050 products, views product_name and description, 7 top-level categories.
 - fashion-13: productDisplayName of the 13 most frequent articleTypes.
 - fashion-sub: productDisplayName of every subCategory with 100+ items.
-Class embeddings are the class names ("{}"); "+ens" rows average a few prompt templates instead;
+Class embeddings are the class names ("{}"); "+ens" rows average the default prompt templates of
+``pairclass embed-classes`` instead (what classify uses when given class names);
 "+center" rows run on balanced-centred embeddings (pairclass.center, classify --center balanced);
 "+copeland" rows play a round robin instead of the knockout bracket (classify --tournament copeland);
-"+midpoint" / "+seed match" rows set the match offset against the method's own (classify --offset).
+"+midpoint" / "+fisher" / "+seed match" rows score matches that way instead of the method's own
+(classify --match: pairwise's own is the seed's cosine, the others' is fisher).
 
 Robustness (fashion-13, accuracy): a batch where one class is 80% of the items, a batch holding only 3
 of the classes (scored against all 13), and a batch of 200 items. Each kind is drawn ``--draws`` times
 (which class dominates, which 3 classes, which 200 items); the table gives the mean accuracy, its mean
-change against the baseline on the same batches, and the worst change.
+change against the baseline on the same batches (with the same class embeddings), and the worst change.
 
     python scripts/bench_methods.py [--methods baseline,pairwise,...] [--seed 0] [--draws 5]
 """
@@ -33,29 +35,30 @@ import datasets  # noqa: E402
 
 from pairclass.center import center_views  # noqa: E402
 from pairclass.classify import l2_normalize  # noqa: E402
+from pairclass.embed.templates import DEFAULT_TEMPLATES  # noqa: E402
 from pairclass.methods import DEFAULT_METHOD, METHODS, run_method  # noqa: E402
 from pairclass.metrics import agreement_f1, label_scores  # noqa: E402
 
-TEMPLATES = ("{}", "a product in the category {}", "{} products for sale online", "a photo of {}")
 PARAMS = dict(k=100, cos_min=None, diff_min=0.0, candidates=None, min_count=10)
 
 
-# Row suffix -> settings: prompt ensembling, centring, tournament, match offset (None: the method's own).
+# Row suffix -> settings: prompt ensembling, centring, tournament, match scoring (None: the method's own).
 VARIANTS = {
     "": {},
     "+ens": {"ens": True},
     "+center": {"center": "balanced"},
     "+copeland": {"tournament": "copeland"},
-    "+midpoint": {"offset": "midpoint"},
-    "+seed match": {"offset": "none"},
+    "+midpoint": {"match": "midpoint"},
+    "+fisher": {"match": "fisher"},
+    "+seed match": {"match": "cosine"},
 }
 
 
-def evaluate(method, s, class_emb, seed, center="none", tournament="bracket", offset=None):
+def evaluate(method, s, class_emb, seed, center="none", tournament="bracket", match=None):
     names = np.asarray(s["classes"], dtype=object)
     t = time.perf_counter()
     views, T = center_views(s["views"], l2_normalize(class_emb.astype(np.float64)), center)
-    out = run_method(method, views, T, dict(PARAMS, seed=seed, tournament=tournament, offset=offset))
+    out = run_method(method, views, T, dict(PARAMS, seed=seed, tournament=tournament, match=match))
     seconds = time.perf_counter() - t
     preds = {v: names[p] for v, p in out.pred.items()}
     row = {"seconds": seconds}
@@ -112,17 +115,19 @@ def main():
     for name, metric in cols:
         table.add_column(f"{name}\n{metric}", justify="right")
     table.add_column("seconds\n(all sets)", justify="right")
-    variants = [(m, "") for m in methods] + [(m, "+ens") for m in ("baseline", "pairwise", DEFAULT_METHOD)]
+    variants = [(m, "") for m in methods]
+    variants += [(m, "+ens") for m in ("baseline", "pairwise", DEFAULT_METHOD, "transclip") if m in methods]
     variants += [(m, "+center") for m in ("baseline", DEFAULT_METHOD, "transclip") if m in methods]
     variants += [(m, "+copeland") for m in ("pairwise", DEFAULT_METHOD) if m in methods]
-    variants += [("pairwise", "+midpoint"), (DEFAULT_METHOD, "+seed match")]
+    variants += [("pairwise", "+midpoint"), ("pairwise", "+fisher"), (DEFAULT_METHOD, "+midpoint"),
+                 (DEFAULT_METHOD, "+seed match")]
     baseline_rows = {}
     for method, suffix in variants:
         results = {}
         opts = dict(VARIANTS[suffix])
         ens = opts.pop("ens", False)
         for name, s in sets.items():
-            emb = datasets.embed_classes(s["classes"], TEMPLATES) if ens else s["class_emb"]
+            emb = datasets.embed_classes(s["classes"], DEFAULT_TEMPLATES) if ens else s["class_emb"]
             results[name] = evaluate(method, s, emb, args.seed, **opts)
         if method == "baseline" and not suffix:
             baseline_rows = results
@@ -146,16 +151,19 @@ def main():
         rob.add_column(f"{b}\n({np.mean([len(d[b]) for d in draws]):.0f} items on average)", justify="right")
     base = {}
     rows_to_run = [(m, "") for m in methods] + [(m, "+center") for m in ("baseline", DEFAULT_METHOD)]
-    rows_to_run += [(DEFAULT_METHOD, "+copeland"), ("pairwise", "+midpoint"), (DEFAULT_METHOD, "+seed match")]
+    rows_to_run += [(DEFAULT_METHOD, "+copeland"), ("pairwise", "+fisher"), (DEFAULT_METHOD, "+midpoint"),
+                    (DEFAULT_METHOD, "+seed match")]
+    rows_to_run += [("baseline", "+ens"), (DEFAULT_METHOD, "+ens")]
+    f13 = sets["fashion-13"]
     for method, suffix in rows_to_run:
         cells = []
+        opts = dict(VARIANTS[suffix])
+        ens = opts.pop("ens", False)
+        emb = datasets.embed_classes(f13["classes"], DEFAULT_TEMPLATES) if ens else f13["class_emb"]
         for b in draws[0]:
-            accs = np.array([
-                evaluate(method, subset(sets["fashion-13"], d[b]), sets["fashion-13"]["class_emb"], args.seed,
-                         **VARIANTS[suffix])["acc name"]
-                for d in draws
-            ])
-            change = accs - base.setdefault(b, accs)
+            accs = np.array([evaluate(method, subset(f13, d[b]), emb, args.seed, **opts)["acc name"] for d in draws])
+            # Changes are against the baseline with the same class embeddings (the first row of each).
+            change = accs - base.setdefault((b, ens), accs)
             cells.append(f"{accs.mean():.3f} ({change.mean():+.3f}, {change.min():+.3f})")
         label = method + suffix
         rob.add_row(label, *cells)

@@ -8,7 +8,7 @@ method, reset before each (Linux /proc/self/clear_refs), reported beside the inp
     python scripts/bench_speed.py                      # N in {10k, 100k, 1M}, C in {13, 200}
     python scripts/bench_speed.py --n 10000 --c 13     # one configuration
     python scripts/bench_speed.py --c 13 --tournaments bracket copeland   # knockout vs round robin
-    python scripts/bench_speed.py --offsets none midpoint                 # seed match vs midpoint
+    python scripts/bench_speed.py --matches cosine midpoint fisher        # match scoring
 """
 
 from __future__ import annotations
@@ -60,19 +60,19 @@ def measure(fn):
     return seconds, (rss_kib("VmHWM") - base) / 1024
 
 
-def run(n, c, d, k, candidates, tournaments, offsets):
+def run(n, c, d, k, candidates, tournaments, matches):
     X, T = make_data(n, c, d)
     input_mib = X.nbytes / 2**20
     rows = []
     base_s, base_mem = measure(lambda: baseline_scores(X, T))
     rows.append(("baseline", n, c, base_s, base_mem, input_mib, 1.0))
     for tournament in tournaments:
-        for offset in offsets:
-            clf = PairwiseClassifier(k=k, candidates=candidates, tournament=tournament, offset=offset)
+        for match in matches:
+            clf = PairwiseClassifier(k=k, candidates=candidates, tournament=tournament, match=match)
             pair_s, pair_mem = measure(lambda: clf.fit(X, T).decide(X))
             name = "pairwise" + (f" (top-{candidates})" if candidates else "")
             name += f" {tournament}" if tournament != "bracket" else ""
-            name += f" {offset}" if offset != "none" else ""
+            name += f" {match}" if match != "cosine" else ""
             rows.append((name, n, c, pair_s, pair_mem, input_mib, pair_s / base_s))
     return rows
 
@@ -85,8 +85,8 @@ def main():
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--candidates", type=int, default=8, help="top-M pruning used when C > 2M")
     ap.add_argument("--tournaments", nargs="*", default=["bracket"], choices=["bracket", "copeland"])
-    ap.add_argument("--offsets", nargs="*", default=["none"], choices=["none", "midpoint"],
-                    help="match offsets to time (midpoint: the transductive methods' match)")
+    ap.add_argument("--matches", nargs="*", default=["cosine"], choices=["cosine", "midpoint", "fisher"],
+                    help="match scorings to time (fisher: the transductive methods' match)")
     args = ap.parse_args()
 
     table = Table(title=f"pairclass speed (D={args.d}, k={args.k})")
@@ -97,7 +97,7 @@ def main():
         for n in args.n:
             cands = args.candidates if c > 2 * args.candidates else None
             for method, items, classes, s, mem, inp, ratio in run(n, c, args.d, args.k, cands, args.tournaments,
-                                                                    args.offsets):
+                                                                    args.matches):
                 table.add_row(method, f"{items:,}", str(classes), f"{s:.2f}", f"{items / s:,.0f}",
                               f"{mem:,.0f}", f"{inp:,.0f}", f"{ratio:.2f}")
     Console(width=200).print(table)

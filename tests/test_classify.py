@@ -32,44 +32,58 @@ def reference_dims(X, T, k, cos_min, diff_min):
     return dims
 
 
-def reference_offsets(X, T, clf):
-    """Per pair, halfway between the two pseudo-classes' mean of ``x_S @ w / |x|`` (no filters)."""
+def reference_scales(X, T, clf):
+    """Per pair, ``(alpha, beta, threshold)`` of the learned match, one pair at a time from the
+    pseudo-classes' items (no filters): ``p`` is ``x_S @ w / |x|`` and ``f`` the full cosine
+    difference, each with its midpoint; ``"fisher"`` weights each by (mean_a - mean_b) over its
+    variance summed dimension by dimension."""
     Xn, Tn = unit(X), unit(T)
     top = (Xn @ Tn.T).argmax(1)
     C = len(T)
-    theta = np.zeros(C * (C - 1) // 2)
+    out = np.zeros((C * (C - 1) // 2, 3))
     for a in range(C):
         for b in range(a + 1, C):
             p = pair_index(a, b, C)
             d = clf.pair_dims_[p]
             if d[0] < 0:
                 continue
+            A, B = Xn[top == a], Xn[top == b]
             w = Tn[a, d] / np.linalg.norm(Tn[a, d]) - Tn[b, d] / np.linalg.norm(Tn[b, d])
-            theta[p] = (np.mean(Xn[top == a][:, d] @ w) + np.mean(Xn[top == b][:, d] @ w)) / 2
-    return theta
+            v = Tn[a] - Tn[b]
+            pa, pb = np.mean(A[:, d] @ w), np.mean(B[:, d] @ w)
+            if clf.match == "midpoint":
+                out[p] = (0.0, 1.0, (pa + pb) / 2)
+                continue
+            fa, fb = np.mean(A @ v), np.mean(B @ v)
+            var = (((A - A.mean(0)) ** 2).sum(0) + ((B - B.mean(0)) ** 2).sum(0)) / (len(A) + len(B))
+            alpha = (fa - fb) / (v**2 @ var)
+            beta = (pa - pb) / (w**2 @ var[d])
+            out[p] = (alpha, beta, alpha * (fa + fb) / 2 + beta * (pa + pb) / 2)
+    return out
 
 
-def reference_score(x, T, clf, a, b, theta=None):
+def reference_score(x, T, clf, a, b, scales=None):
     """The match score of ``a`` over ``b``: the seed's cosine difference on the pair's dimensions, or
-    with ``theta`` (per pair) the midpoint score."""
+    with ``scales`` (per pair ``alpha, beta, threshold``) the learned score."""
     C = len(T)
     Tn = unit(T)
     lo, hi = min(a, b), max(a, b)
     p = pair_index(lo, hi, C)
     d = clf.pair_dims_[p]
+    full = unit(x[None])[0] @ Tn.T
     if d[0] < 0:
-        full = unit(x[None])[0] @ Tn.T
         s = full[lo] - full[hi]
-    elif theta is None:
+    elif scales is None:
         s = x[d] @ (Tn[lo, d] / np.linalg.norm(Tn[lo, d])) / np.linalg.norm(x[d]) - x[d] @ (
             Tn[hi, d] / np.linalg.norm(Tn[hi, d])) / np.linalg.norm(x[d])
     else:
         w = Tn[lo, d] / np.linalg.norm(Tn[lo, d]) - Tn[hi, d] / np.linalg.norm(Tn[hi, d])
-        s = x[d] @ w / np.linalg.norm(x) - theta[p]
+        alpha, beta, threshold = scales[p]
+        s = alpha * (full[lo] - full[hi]) + beta * x[d] @ w / np.linalg.norm(x) - threshold
     return s if a == lo else -s
 
 
-def reference_predict(X, T, clf, cands, theta=None):
+def reference_predict(X, T, clf, cands, scales=None):
     """Naive per-item bracket; ``lo`` wins a match at score >= 0."""
     orders = bracket_orders(cands.shape[1], np.random.default_rng(clf.seed))
     out = []
@@ -80,7 +94,7 @@ def reference_predict(X, T, clf, cands, theta=None):
             nxt = []
             for j in range(0, len(alive) - 1, 2):
                 lo, hi = min(alive[j], alive[j + 1]), max(alive[j], alive[j + 1])
-                nxt.append(lo if reference_score(x, T, clf, lo, hi, theta) >= 0 else hi)
+                nxt.append(lo if reference_score(x, T, clf, lo, hi, scales) >= 0 else hi)
             if len(alive) % 2:
                 nxt.append(alive[-1])
             alive = nxt
@@ -100,29 +114,31 @@ def test_dims_match_reference_definition(cos_min, diff_min):
             assert clf.pair_dims_[p].tolist() == dims.tolist(), (a, b)
 
 
-@pytest.mark.parametrize("offset", ["none", "midpoint"])
+@pytest.mark.parametrize("match", ["cosine", "midpoint", "fisher"])
 @pytest.mark.parametrize("gather_cost", [0, 10**6], ids=["gather", "dense"])
 @pytest.mark.parametrize("candidates", [None, 3])
-def test_predictions_match_naive_bracket(candidates, gather_cost, offset, monkeypatch):
+def test_predictions_match_naive_bracket(candidates, gather_cost, match, monkeypatch):
     monkeypatch.setattr("pairclass.classify._GATHER_COST", gather_cost)
     X, T, _ = clustered(n_per_class=25, n_classes=5, dim=16, seed=2)
-    clf = PairwiseClassifier(k=4, candidates=candidates, min_count=2, seed=3, offset=offset).fit(X, T)
+    clf = PairwiseClassifier(k=4, candidates=candidates, min_count=2, seed=3, match=match).fit(X, T)
     cos = unit(X) @ unit(T).T
     m = len(T) if candidates is None else candidates
     cands = np.tile(np.arange(m), (len(X), 1)) if candidates is None else np.argsort(-cos, axis=1)[:, :m]
-    theta = reference_offsets(X, T, clf) if offset == "midpoint" else None
-    if theta is not None:
-        np.testing.assert_allclose(clf.pair_offsets_, theta, rtol=1e-4, atol=1e-6)
-        assert np.abs(theta).max() > 0.01
-    np.testing.assert_array_equal(clf.predict(X), reference_predict(X, T, clf, cands, theta))
-    if theta is not None:
-        # The offsets decide some items: the seed's match on the same dimensions differs.
+    scales = reference_scales(X, T, clf) if match != "cosine" else None
+    if scales is not None:
+        np.testing.assert_allclose(clf.pair_scales_, scales[:, :2], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(clf.pair_offsets_, scales[:, 2], rtol=1e-4, atol=1e-6)
+        assert np.abs(scales[:, 2]).max() > 0.01
+    np.testing.assert_array_equal(clf.predict(X), reference_predict(X, T, clf, cands, scales))
+    if scales is not None:
+        # The learned scores decide some items: the seed's match on the same dimensions differs.
         assert (reference_predict(X, T, clf, cands) != clf.predict(X)).any()
 
 
-def test_midpoint_centres_each_pair_between_its_pseudo_classes():
+@pytest.mark.parametrize("match", ["midpoint", "fisher"])
+def test_learned_matches_centre_each_pair_between_its_pseudo_classes(match):
     X, T, _ = clustered(n_per_class=30, n_classes=4, dim=12, seed=13)
-    clf = PairwiseClassifier(k=3, min_count=2, offset="midpoint").fit(X, T)
+    clf = PairwiseClassifier(k=3, min_count=2, match=match).fit(X, T)
     M = clf.pair_margins(X)
     top = (unit(X) @ unit(T).T).argmax(1)
     C = len(T)
@@ -131,9 +147,12 @@ def test_midpoint_centres_each_pair_between_its_pseudo_classes():
             p = pair_index(a, b, C)
             assert not clf.fallback_pairs_[p]
             np.testing.assert_allclose(M[top == a, p].mean(), -M[top == b, p].mean(), atol=1e-5)
+            # Each pseudo-class scores on its own side on average (a Fisher term is never negative).
+            assert M[top == a, p].mean() > 0
 
 
-def test_midpoint_undoes_class_embeddings_that_misplace_the_boundary():
+@pytest.mark.parametrize("match", ["midpoint", "fisher"])
+def test_learned_matches_undo_class_embeddings_that_misplace_the_boundary(match):
     # Two clusters, and class embeddings both turned the same way: the cosine boundary cuts
     # through class 0's cluster, yet each pseudo-class's mean still lies on its own side.
     rng = np.random.default_rng(14)
@@ -145,9 +164,33 @@ def test_midpoint_undoes_class_embeddings_that_misplace_the_boundary():
     T[:, 0] = [2.0, 0.0]
     T[:, 1] = 1.0
     seed = PairwiseClassifier(k=6, min_count=5).fit(X, T)
-    mid = PairwiseClassifier(k=6, min_count=5, offset="midpoint").fit(X, T)
+    learned = PairwiseClassifier(k=6, min_count=5, match=match).fit(X, T)
     assert (seed.predict(X) == y).mean() < 0.75
-    assert (mid.predict(X) == y).mean() > 0.9
+    assert (learned.predict(X) == y).mean() > 0.9
+
+
+def test_fisher_weights_follow_the_items_where_the_class_embeddings_point_the_wrong_way():
+    # Class 1's items share a tight nuisance value on dimension 2 (a brand, say), so that dimension has
+    # the top cross ratio; the class embeddings barely differ there, and in the wrong direction.
+    rng = np.random.default_rng(15)
+    n = 300
+    y = np.repeat([0, 1], n)
+    X = rng.normal(0, 0.1, size=(2 * n, 8))
+    X[:, 0] += np.where(y == 0, 0.3, -0.3)
+    X[:, 1] += 1.5
+    X[y == 1, 2] = rng.normal(0.8, 0.02, n)
+    T = np.zeros((2, 8))
+    T[:, 0] = [1.0, -1.0]
+    T[:, 1] = 1.0
+    T[:, 2] = [0.05, -0.05]
+    fits = {m: PairwiseClassifier(k=1, min_count=5, match=m).fit(X, T, pseudo_labels=y)
+            for m in ("cosine", "midpoint", "fisher")}
+    assert fits["cosine"].pair_dims_[0].tolist() == [2]
+    assert (fits["cosine"].predict(X) == y).mean() < 0.5
+    assert (fits["midpoint"].predict(X) == y).mean() < 0.5
+    alpha, beta = fits["fisher"].pair_scales_[0]
+    assert alpha > 0 > beta
+    assert (fits["fisher"].predict(X) == y).mean() > 0.95
 
 
 def reference_copeland(X, T, clf, cands):
@@ -204,10 +247,12 @@ def test_partial_fit_batches_give_same_dims_as_fit():
     np.testing.assert_array_equal(parts.pair_dims_, whole.pair_dims_)
     np.testing.assert_array_equal(parts.fallback_pairs_, whole.fallback_pairs_)
     np.testing.assert_array_equal(parts.predict(X), whole.predict(X))
-    mid = PairwiseClassifier(k=6, diff_min=0.05, cos_min=0.05, min_count=3, offset="midpoint").fit(X, T)
-    parts.set_params(offset="midpoint")._select_dims()
-    np.testing.assert_allclose(parts.pair_offsets_, mid.pair_offsets_, rtol=1e-4, atol=1e-7)
-    assert np.abs(mid.pair_offsets_).max() > 0
+    for match in ("midpoint", "fisher"):
+        one = PairwiseClassifier(k=6, diff_min=0.05, cos_min=0.05, min_count=3, match=match).fit(X, T)
+        parts.set_params(match=match)._select_dims()
+        np.testing.assert_allclose(parts.pair_scales_, one.pair_scales_, rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(parts.pair_offsets_, one.pair_offsets_, rtol=1e-4, atol=1e-7)
+        assert np.abs(one.pair_offsets_).max() > 0
 
 
 @pytest.mark.parametrize("gather_cost", [0, 10**6], ids=["gather", "dense"])

@@ -211,7 +211,7 @@ def test_tournament_option_reaches_the_classifier(tmp_path, make_files):
     assert bad.stderr.startswith("Error: The 'tournament' parameter of PairwiseClassifier must be a str among")
 
 
-def test_offset_option_reaches_the_classifier(tmp_path, make_files):
+def test_match_option_reaches_the_classifier(tmp_path, make_files):
     from pairclass import PairwiseClassifier
 
     emb, cls = make_files(n_classes=5)
@@ -220,14 +220,14 @@ def test_offset_option_reaches_the_classifier(tmp_path, make_files):
     T = np.asarray(classes.column("embedding").to_pylist())
     names = np.array(classes.column("name").to_pylist())
     seed = PairwiseClassifier(k=4, min_count=3).fit(X, T).predict(X)
-    mid = PairwiseClassifier(k=4, min_count=3, offset="midpoint").fit(X, T).predict(X)
-    assert (seed != mid).any()
-    for option, expected in ((), seed), (("--offset", "midpoint"), mid):
+    fisher = PairwiseClassifier(k=4, min_count=3, match="fisher").fit(X, T).predict(X)
+    assert (seed != fisher).any()
+    for option, expected in ((), seed), (("--match", "fisher"), fisher):
         out = tmp_path / f"pred{len(option)}.parquet"
         result = invoke("classify", emb, "--classes", cls, "--k", 4, "--min-count", 3, *option, "--out", out)
         assert result.exit_code == 0, result.stderr
         assert pq.read_table(out).column("clip_image_features__pairwise__pred").to_pylist() == names[expected].tolist()
 
-    bad = invoke("classify", emb, "--classes", cls, "--offset", "median")
+    bad = invoke("classify", emb, "--classes", cls, "--match", "median")
     assert bad.exit_code == 2
-    assert bad.stderr.startswith("Error: The 'offset' parameter of PairwiseClassifier must be a str among")
+    assert bad.stderr.startswith("Error: The 'match' parameter of PairwiseClassifier must be a str among")

@@ -61,7 +61,7 @@ def test_cotrain_statistics_use_only_items_the_views_agree_on(monkeypatch):
     import pairclass.methods as methods
 
     views, T, _ = two_views(1)
-    firsts = {v: methods._proto(X, T, dict(PARAMS, offset="midpoint"))[0].pred for v, X in views.items()}
+    firsts = {v: methods._proto(X, T, dict(PARAMS, match="fisher"))[0].pred for v, X in views.items()}
     seen = []
     original = methods._proto
 
@@ -145,16 +145,16 @@ def test_refine_ignores_unassigned_items():
                                refine_class_embeddings(X[pred >= 0], T, pred[pred >= 0]))
 
 
-def test_pairwise_keeps_the_seed_match_and_proto_takes_midpoint_offsets():
+def test_pairwise_keeps_the_seed_match_and_proto_takes_fisher_matches():
     from pairclass import PairwiseClassifier
 
     views, T, _ = two_views(2)
     X = views["a"]
     seed = PairwiseClassifier(**PARAMS).fit(X, T).predict(X)
     np.testing.assert_array_equal(run_method("pairwise", views, T, PARAMS).pred["a"], seed)
-    first = PairwiseClassifier(**PARAMS, offset="midpoint").fit(X, T).predict(X)
+    first = PairwiseClassifier(**PARAMS, match="fisher").fit(X, T).predict(X)
     refined = refine_class_embeddings(X, T, first)
-    expected = PairwiseClassifier(**PARAMS, offset="midpoint").fit(X, refined).predict(X)
+    expected = PairwiseClassifier(**PARAMS, match="fisher").fit(X, refined).predict(X)
     np.testing.assert_array_equal(run_method("proto", views, T, PARAMS).pred["a"], expected)
-    seed_proto = run_method("proto", views, T, dict(PARAMS, offset="none")).pred["a"]
+    seed_proto = run_method("proto", views, T, dict(PARAMS, match="cosine")).pred["a"]
     assert (seed_proto != expected).any()
