@@ -313,9 +313,14 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         f_a, f_b = np.einsum("ij,ij->i", mean_a, v), np.einsum("ij,ij->i", mean_b, v)
         n = np.maximum(n_a + n_b, 1)[:, None]
         var = (np.maximum(ss_a - n_a[:, None] * mean_a**2, 0) + np.maximum(ss_b - n_b[:, None] * mean_b**2, 0)) / n
-        tiny = np.finfo(np.float64).tiny
-        alpha = (f_a - f_b) / np.maximum(np.einsum("ij,ij->i", v**2, var), tiny)
-        beta = (p_a - p_b) / np.maximum(np.einsum("ij,ij->i", w.astype(np.float64) ** 2, sel(var)), tiny)
+        # Both scores are projections of unit rows on v and w, so a variance below float32 resolution
+        # at that scale (identical items) is noise; the floor keeps the weights finite.
+        w64 = w.astype(np.float64)
+        eps = np.finfo(np.float32).eps
+        var_f = np.maximum(np.einsum("ij,ij->i", v**2, var), eps * np.einsum("ij,ij->i", v, v))
+        var_p = np.maximum(np.einsum("ij,ij->i", w64**2, sel(var)), eps * np.einsum("ij,ij->i", w64, w64))
+        alpha = (f_a - f_b) / np.maximum(var_f, np.finfo(np.float64).tiny)
+        beta = (p_a - p_b) / np.maximum(var_p, np.finfo(np.float64).tiny)
         return np.column_stack([alpha, beta]), alpha * (f_a + f_b) / 2 + beta * theta_p
 
     def _side_stats(self, own, other):

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
@@ -191,6 +193,19 @@ def test_fisher_weights_follow_the_items_where_the_class_embeddings_point_the_wr
     alpha, beta = fits["fisher"].pair_scales_[0]
     assert alpha > 0 > beta
     assert (fits["fisher"].predict(X) == y).mean() > 0.95
+
+
+@pytest.mark.parametrize("gather_cost", [0, 10**6], ids=["gather", "dense"])
+def test_fisher_stays_finite_on_identical_items(gather_cost, monkeypatch):
+    # Every pseudo-class is one item repeated: zero variance, where the Fisher weight has no bound.
+    monkeypatch.setattr("pairclass.classify._GATHER_COST", gather_cost)
+    X = np.repeat(np.array([[1.0, 0.1, 0.0], [0.1, 1.0, 0.0], [0.0, 0.1, 1.0]]), 20, axis=0).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = PairwiseClassifier(k=2, min_count=2, match="fisher").fit(X, np.eye(3))
+        d = clf.decide(X)
+    assert np.isfinite(clf.pair_scales_).all() and np.isfinite(d.confidence).all()
+    np.testing.assert_array_equal(d.pred, np.repeat([0, 1, 2], 20))
 
 
 def reference_copeland(X, T, clf, cands):
