@@ -7,12 +7,15 @@ scores them side by side.
 - ``baseline``: full-embedding cosine argmax per view.
 - ``pairwise``: the seed method, :class:`~pairclass.PairwiseClassifier` per view.
 - ``proto``: pairwise after one transductive step that moves each class embedding halfway (on the
-  sphere) towards the mean of the items the pairwise method gave it. This and every method built on
+  sphere) towards the mean of the items the pairwise method gave it, for the classes whose items'
+  mean direction the zero-shot rule still labels as that class (:func:`recognised_classes`; the
+  others keep their embedding). This and every method built on
   it score each match with ``PairwiseClassifier(match="fisher")``: the pair's dimensions and the full
   cosine, each against the midpoint between the pair's two pseudo-classes and weighted by its Fisher
   discriminant; ``pairwise`` keeps the seed's match.
 - ``cotrain``: with two views, the pair statistics and class prototypes come only from items on whose
-  class the two views' ``proto`` predictions agree; then each view is re-bracketed.
+  class the two views' ``proto`` predictions agree, and a class moves if either view recognises it;
+  then each view is re-bracketed.
 - ``joint``: one label per item from both views at once: ``proto`` on the concatenated,
   per-view-normalised embeddings (a cosine there is the mean of the views' cosines).
 - ``transclip``: TransCLIP-ZS, the transductive peer (see :mod:`pairclass.transclip`).
@@ -31,7 +34,10 @@ import numpy as np
 
 from .classify import PairwiseClassifier, _row_chunks, _row_norms, baseline_scores, l2_normalize
 
-__all__ = ["METHODS", "DEFAULT_METHOD", "MethodOutput", "class_sums", "run_method", "refine_class_embeddings"]
+__all__ = [
+    "METHODS", "DEFAULT_METHOD", "MethodOutput", "class_sums", "run_method", "refine_class_embeddings",
+    "recognised_classes",
+]
 
 METHODS = ("baseline", "pairwise", "proto", "cotrain", "joint", "transclip", "cotrain_transclip", "cotrain_gmm")
 DEFAULT_METHOD = "cotrain"
@@ -98,28 +104,58 @@ def refine_class_embeddings(X, class_embeddings, pred, *, weight=1.0):
     return refined
 
 
+def recognised_classes(X, class_embeddings, labels):
+    """Classes whose items' mean direction the zero-shot rule labels as the class itself.
+
+    A prototype step is only trusted for these. A class absent from a batch can still win many items
+    in a pairwise bracket, on pair dimensions that encode something else (one brand of a present
+    class, say); taken together those items point at the class they come from, and the cosine argmax
+    over the class embeddings names that class instead. Classes with no items (``labels == c``
+    nowhere) are not recognised.
+
+    Examples
+    --------
+    >>> T = np.eye(2)
+    >>> recognised_classes(np.array([[0.9, 0.1], [0.4, 0.6], [0.3, 0.7]]), T, np.array([0, 0, 1])).tolist()
+    [True, True]
+    >>> recognised_classes(np.array([[0.2, 0.8], [0.3, 0.7], [0.1, 0.9]]), T, np.array([0, 0, 1])).tolist()
+    [False, True]
+    """
+    T = np.asarray(class_embeddings, dtype=np.float64)
+    sums, counts = class_sums(X, labels, T.shape[0])
+    return (counts > 0) & ((sums @ T.T).argmax(axis=1) == np.arange(T.shape[0]))
+
+
+def _refined(X, T, source, recognised):
+    """``refine_class_embeddings`` for the ``recognised`` classes; the others keep their embedding."""
+    return np.where(recognised[:, None], refine_class_embeddings(X, T, source), T)
+
+
 def _pairwise(X, T, params, pseudo_labels=None):
     clf = PairwiseClassifier(**params).fit(X, T, pseudo_labels=pseudo_labels)
     return clf.decide(X), clf.n_fallback_pairs_
 
 
-def _proto(X, T, params, pseudo_labels=None):
-    """Pairwise, one prototype step, pairwise again (statistics from ``pseudo_labels`` if given)."""
+def _proto(X, T, params, pseudo_labels=None, recognised=None):
+    """Pairwise, one prototype step, pairwise again (statistics from ``pseudo_labels`` if given; the
+    step moves the ``recognised`` classes, by default those this view recognises)."""
     first, _ = _pairwise(X, T, params, pseudo_labels)
     source = first.pred if pseudo_labels is None else pseudo_labels
-    refined = refine_class_embeddings(X, T, source)
-    return _pairwise(X, refined, params, pseudo_labels)
+    if recognised is None:
+        recognised = recognised_classes(X, T, source)
+    return _pairwise(X, _refined(X, T, source, recognised), params, pseudo_labels)
 
 
 def _agreed_sources(views, T, params):
     """Per view, the labels that refine its class embeddings: ``proto``'s predictions, kept (with
-    two views) only where both views' predictions agree, -1 elsewhere."""
-    first = {v: _proto(X, T, params)[0].pred for v, X in views.items()}
-    if len(views) != 2:
-        return first
-    a, b = first.values()
-    agreed = np.where(a == b, a, -1)
-    return dict.fromkeys(views, agreed)
+    two views) only where both views' predictions agree, -1 elsewhere; and the classes to refine,
+    those that any view recognises from those labels."""
+    sources = {v: _proto(X, T, params)[0].pred for v, X in views.items()}
+    if len(views) == 2:
+        a, b = sources.values()
+        sources = dict.fromkeys(views, np.where(a == b, a, -1))
+    recognised = np.logical_or.reduce([recognised_classes(X, T, sources[v]) for v, X in views.items()])
+    return sources, recognised
 
 
 def _transclip(views, class_embeddings, seed, **params):
@@ -170,8 +206,8 @@ def run_method(method, views, class_embeddings, params):
         )
     if method == "cotrain":
         if len(views) == 2:
-            agreed = _agreed_sources(views, T, params)
-            out = {v: _proto(X, T, params, agreed[v]) for v, X in views.items()}
+            agreed, recognised = _agreed_sources(views, T, params)
+            out = {v: _proto(X, T, params, agreed[v], recognised) for v, X in views.items()}
         else:
             out = {v: _proto(X, T, params) for v, X in views.items()}
         return MethodOutput(
@@ -192,8 +228,8 @@ def run_method(method, views, class_embeddings, params):
     if method == "transclip":
         return _transclip(views, dict.fromkeys(views, T), params.get("seed", 0))
     if method in ("cotrain_transclip", "cotrain_gmm"):
-        sources = _agreed_sources(views, T, params)
-        refined = {v: refine_class_embeddings(X, T, sources[v]) for v, X in views.items()}
+        sources, recognised = _agreed_sources(views, T, params)
+        refined = {v: _refined(X, T, sources[v], recognised) for v, X in views.items()}
         gmm = dict(n_neighbors=0, mean_prior=1.0) if method == "cotrain_gmm" else {}
         return _transclip(views, refined, params.get("seed", 0), **gmm)
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")

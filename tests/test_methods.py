@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from pairclass.cli import app
 from pairclass.classify import l2_normalize
-from pairclass.methods import DEFAULT_METHOD, METHODS, refine_class_embeddings, run_method
+from pairclass.methods import DEFAULT_METHOD, METHODS, recognised_classes, refine_class_embeddings, run_method
 from pairclass.metrics import agreement_f1, hollow_agreement, label_scores
 
 from conftest import clustered
@@ -65,9 +65,9 @@ def test_cotrain_statistics_use_only_items_the_views_agree_on(monkeypatch):
     seen = []
     original = methods._proto
 
-    def spy(X, T, params, pseudo_labels=None):
+    def spy(X, T, params, pseudo_labels=None, recognised=None):
         seen.append(None if pseudo_labels is None else pseudo_labels.copy())
-        return original(X, T, params, pseudo_labels)
+        return original(X, T, params, pseudo_labels, recognised)
 
     monkeypatch.setattr(methods, "_proto", spy)
     run_method("cotrain", views, T, PARAMS)
@@ -91,8 +91,9 @@ def test_cotrain_transclip_anchors_transclip_to_prototypes_refined_on_agreed_ite
     agreed = np.where(firsts["a"] == firsts["b"], firsts["a"], -1)
     assert (agreed == -1).any()
     out = run_method(method, views, T, PARAMS)
+    recognised = recognised_classes(views["a"], T, agreed) | recognised_classes(views["b"], T, agreed)
     for v, X in views.items():
-        refined = refine_class_embeddings(X, T, agreed)
+        refined = np.where(recognised[:, None], refine_class_embeddings(X, T, agreed), T)
         proba = TransCLIPClassifier(**transclip_params).fit(X, refined).predict_proba(X)
         np.testing.assert_array_equal(out.pred[v], proba.argmax(axis=1))
         np.testing.assert_allclose(out.confidence[v], proba.max(axis=1))
@@ -158,3 +159,53 @@ def test_pairwise_keeps_the_seed_match_and_proto_takes_fisher_matches():
     np.testing.assert_array_equal(run_method("proto", views, T, PARAMS).pred["a"], expected)
     seed_proto = run_method("proto", views, T, dict(PARAMS, match="cosine")).pred["a"]
     assert (seed_proto != expected).any()
+
+
+def test_recognised_classes_match_a_direct_centroid_argmax():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 5))
+    T = l2_normalize(rng.normal(size=(4, 5)))
+    labels = rng.integers(-1, 3, size=60)  # class 3 has no items, -1 items are left out
+    expected = []
+    for c in range(4):
+        rows = l2_normalize(X[labels == c])
+        expected.append(bool(len(rows)) and int(np.argmax(T @ rows.mean(0))) == c)
+    assert recognised_classes(X, T, labels).tolist() == expected
+    assert not all(expected[:3]) and any(expected)
+
+
+def test_proto_moves_only_recognised_classes_and_cotrain_takes_either_views(monkeypatch):
+    from types import SimpleNamespace
+
+    import pairclass.methods as methods
+
+    # Every bracket (stubbed) returns the same labels: class 2 gets ten items of class 0's cluster
+    # (the way an absent class wins items on misleading pair dimensions). Their mean is class 0's to
+    # the zero-shot rule, so class 2 keeps its embedding.
+    rng = np.random.default_rng(4)
+    T = np.eye(3)
+    X = np.abs(np.vstack([rng.normal([1.0, 0.0, 0.0], 0.2, size=(40, 3)), rng.normal([0.0, 1.0, 0.0], 0.2, size=(40, 3))]))
+    labels = np.repeat([0, 1], 40)
+    labels[:10] = 2
+    seen = []
+
+    def bracket(X, T, params, pseudo_labels=None):
+        seen.append(np.array(T))
+        return SimpleNamespace(pred=labels.copy(), confidence=np.ones(len(X))), 0
+
+    monkeypatch.setattr(methods, "_pairwise", bracket)
+    run_method("proto", {"a": X}, T, PARAMS)
+    assert recognised_classes(X, T, labels).tolist() == [True, True, False]
+    np.testing.assert_array_equal(seen[1][2], T[2])
+    np.testing.assert_allclose(seen[1][:2], refine_class_embeddings(X, T, labels)[:2])
+    assert not np.allclose(seen[1][:2], T[:2])
+
+    # Two views: view b puts class 1's items where the zero-shot rule calls them class 0, yet view a
+    # recognises class 1, so class 1 moves in both views' second bracket.
+    views = {"a": X, "b": np.vstack([X[:40], X[40:, [1, 0, 2]]])}
+    assert recognised_classes(views["b"], T, labels).tolist() == [True, False, False]
+    seen.clear()
+    run_method("cotrain", views, T, PARAMS)
+    for refined in seen[-3::2]:  # each view: a bracket on T, then one on the refined embeddings
+        moved = ~np.isclose(refined, T).all(axis=1)
+        assert moved.tolist() == [True, True, False]
