@@ -95,7 +95,10 @@ def refine_class_embeddings(X, class_embeddings, pred, *, weight=1.0):
     >>> np.round(refine_class_embeddings(X, T, np.array([0, 0])), 3).tolist()
     [[0.707, 0.707], [0.0, 1.0]]
     """
-    sums, counts = class_sums(X, pred, class_embeddings.shape[0])
+    return _moved(class_embeddings, *class_sums(X, pred, class_embeddings.shape[0]), weight=weight)
+
+
+def _moved(class_embeddings, sums, counts, *, weight=1.0):
     has_items = counts > 0
     refined = np.array(class_embeddings, dtype=np.float64)
     refined[has_items] = l2_normalize(
@@ -121,14 +124,21 @@ def recognised_classes(X, class_embeddings, labels):
     >>> recognised_classes(np.array([[0.2, 0.8], [0.3, 0.7], [0.1, 0.9]]), T, np.array([0, 0, 1])).tolist()
     [False, True]
     """
+    return _recognised(class_embeddings, *class_sums(X, labels, np.shape(class_embeddings)[0]))
+
+
+def _recognised(class_embeddings, sums, counts):
     T = np.asarray(class_embeddings, dtype=np.float64)
-    sums, counts = class_sums(X, labels, T.shape[0])
     return (counts > 0) & ((sums @ T.T).argmax(axis=1) == np.arange(T.shape[0]))
 
 
-def _refined(X, T, source, recognised):
-    """``refine_class_embeddings`` for the ``recognised`` classes; the others keep their embedding."""
-    return np.where(recognised[:, None], refine_class_embeddings(X, T, source), T)
+def _refined(X, T, source, recognised=None):
+    """``refine_class_embeddings`` for the ``recognised`` classes (default: those ``X`` recognises from
+    ``source``); the others keep their embedding. One pass over ``X`` for both."""
+    sums, counts = class_sums(X, source, T.shape[0])
+    if recognised is None:
+        recognised = _recognised(T, sums, counts)
+    return np.where(recognised[:, None], _moved(T, sums, counts), T)
 
 
 def _pairwise(X, T, params, pseudo_labels=None):
@@ -141,8 +151,6 @@ def _proto(X, T, params, pseudo_labels=None, recognised=None):
     step moves the ``recognised`` classes, by default those this view recognises)."""
     first, _ = _pairwise(X, T, params, pseudo_labels)
     source = first.pred if pseudo_labels is None else pseudo_labels
-    if recognised is None:
-        recognised = recognised_classes(X, T, source)
     return _pairwise(X, _refined(X, T, source, recognised), params, pseudo_labels)
 
 
