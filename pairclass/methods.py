@@ -6,10 +6,10 @@ scores them side by side.
 
 - ``baseline``: full-embedding cosine argmax per view.
 - ``pairwise``: the seed method, :class:`~pairclass.PairwiseClassifier` per view.
-- ``proto``: pairwise after one transductive step that moves each class embedding halfway (on the
-  sphere) towards the mean of the items the pairwise method gave it, for the classes whose items'
-  mean direction the zero-shot rule still labels as that class (:func:`recognised_classes`; the
-  others keep their embedding). This and every method built on
+- ``proto``: pairwise after one transductive step that moves each class embedding towards the mean
+  of the ``n`` items the pairwise method gave it (halfway on the sphere, scaled by
+  ``n / (n + min_count)``), for the classes whose items' mean direction the zero-shot rule still
+  labels as that class (:func:`recognised_classes`; the others keep their embedding). This and every method built on
   it score each match with ``PairwiseClassifier(match="fisher")``: the pair's dimensions and the full
   cosine, each against the midpoint between the pair's two pseudo-classes and weighted by its Fisher
   discriminant; ``pairwise`` keeps the seed's match.
@@ -41,6 +41,7 @@ __all__ = [
 
 METHODS = ("baseline", "pairwise", "proto", "cotrain", "joint", "transclip", "cotrain_transclip", "cotrain_gmm")
 DEFAULT_METHOD = "cotrain"
+_MIN_COUNT = PairwiseClassifier().min_count
 
 
 @dataclass
@@ -81,12 +82,14 @@ def class_sums(X, pred, n_classes):
     return sums, counts
 
 
-def refine_class_embeddings(X, class_embeddings, pred, *, weight=1.0):
+def refine_class_embeddings(X, class_embeddings, pred, *, prior_count=0):
     """Move each class embedding towards the mean direction of the items assigned to it.
 
-    ``normalize(t_c + weight * normalize(mean of normalize(x) over items with pred == c))``; items
-    with ``pred == -1`` are left out and classes with no items keep their embedding. ``weight=1``
-    puts the text anchor and the items on an equal footing: the result bisects the two directions.
+    ``normalize(t_c + n_c / (n_c + prior_count) * normalize(mean of normalize(x) over items with
+    pred == c))`` for the ``n_c`` items with ``pred == c``; items with ``pred == -1`` are left out and
+    classes with no items keep their embedding. With ``prior_count=0`` the text anchor and the items
+    are on an equal footing and the result bisects the two directions; a positive ``prior_count``
+    shrinks the move of a class with few items, whose mean direction is the least reliable.
 
     Examples
     --------
@@ -94,15 +97,19 @@ def refine_class_embeddings(X, class_embeddings, pred, *, weight=1.0):
     >>> X = np.array([[0.0, 1.0], [0.0, 1.0]])
     >>> np.round(refine_class_embeddings(X, T, np.array([0, 0])), 3).tolist()
     [[0.707, 0.707], [0.0, 1.0]]
+    >>> np.round(refine_class_embeddings(X, T, np.array([0, 0]), prior_count=2), 3).tolist()
+    [[0.894, 0.447], [0.0, 1.0]]
     """
-    return _moved(class_embeddings, *class_sums(X, pred, class_embeddings.shape[0]), weight=weight)
+    sums, counts = class_sums(X, pred, class_embeddings.shape[0])
+    return _moved(class_embeddings, sums, counts, prior_count=prior_count)
 
 
-def _moved(class_embeddings, sums, counts, *, weight=1.0):
+def _moved(class_embeddings, sums, counts, *, prior_count=0):
     has_items = counts > 0
+    weight = counts[has_items] / (counts[has_items] + prior_count)
     refined = np.array(class_embeddings, dtype=np.float64)
     refined[has_items] = l2_normalize(
-        refined[has_items] + weight * l2_normalize(sums[has_items])
+        refined[has_items] + weight[:, None] * l2_normalize(sums[has_items])
     )
     return refined
 
@@ -132,13 +139,20 @@ def _recognised(class_embeddings, sums, counts):
     return (counts > 0) & ((sums @ T.T).argmax(axis=1) == np.arange(T.shape[0]))
 
 
-def _refined(X, T, source, recognised=None):
+def _refined(X, T, source, params, recognised=None):
     """``refine_class_embeddings`` for the ``recognised`` classes (default: those ``X`` recognises from
-    ``source``); the others keep their embedding. One pass over ``X`` for both."""
+    ``source``); the others keep their embedding. One pass over ``X`` for both.
+
+    The prior count is the classifier's ``min_count``, the number of items below which it already
+    distrusts a class's statistics: the mean of that many items counts half as much as the text
+    anchor, the mean of many items nearly as much.
+    An absent class can still collect a few items, the tail of a present neighbour; moved all the
+    way, its embedding would sit inside that neighbour and draw more of its items."""
     sums, counts = class_sums(X, source, T.shape[0])
     if recognised is None:
         recognised = _recognised(T, sums, counts)
-    return np.where(recognised[:, None], _moved(T, sums, counts), T)
+    prior_count = params.get("min_count", _MIN_COUNT)
+    return np.where(recognised[:, None], _moved(T, sums, counts, prior_count=prior_count), T)
 
 
 def _pairwise(X, T, params, pseudo_labels=None):
@@ -151,7 +165,7 @@ def _proto(X, T, params, pseudo_labels=None, recognised=None):
     step moves the ``recognised`` classes, by default those this view recognises)."""
     first, _ = _pairwise(X, T, params, pseudo_labels)
     source = first.pred if pseudo_labels is None else pseudo_labels
-    return _pairwise(X, _refined(X, T, source, recognised), params, pseudo_labels)
+    return _pairwise(X, _refined(X, T, source, params, recognised), params, pseudo_labels)
 
 
 def _agreed_sources(views, T, params):
@@ -237,7 +251,7 @@ def run_method(method, views, class_embeddings, params):
         return _transclip(views, dict.fromkeys(views, T), params.get("seed", 0))
     if method in ("cotrain_transclip", "cotrain_gmm"):
         sources, recognised = _agreed_sources(views, T, params)
-        refined = {v: _refined(X, T, sources[v], recognised) for v, X in views.items()}
+        refined = {v: _refined(X, T, sources[v], params, recognised) for v, X in views.items()}
         gmm = dict(n_neighbors=0, mean_prior=1.0) if method == "cotrain_gmm" else {}
         return _transclip(views, refined, params.get("seed", 0), **gmm)
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")

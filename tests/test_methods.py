@@ -93,7 +93,8 @@ def test_cotrain_transclip_anchors_transclip_to_prototypes_refined_on_agreed_ite
     out = run_method(method, views, T, PARAMS)
     recognised = recognised_classes(views["a"], T, agreed) | recognised_classes(views["b"], T, agreed)
     for v, X in views.items():
-        refined = np.where(recognised[:, None], refine_class_embeddings(X, T, agreed), T)
+        moved = refine_class_embeddings(X, T, agreed, prior_count=PARAMS["min_count"])
+        refined = np.where(recognised[:, None], moved, T)
         proba = TransCLIPClassifier(**transclip_params).fit(X, refined).predict_proba(X)
         np.testing.assert_array_equal(out.pred[v], proba.argmax(axis=1))
         np.testing.assert_allclose(out.confidence[v], proba.max(axis=1))
@@ -137,6 +138,25 @@ def test_cli_unknown_method(make_files):
     assert result.stderr == (f"Error: unknown method 'magic'; choose from {', '.join(METHODS)} or all\n")
 
 
+def test_prior_count_shrinks_the_move_of_a_class_with_few_items():
+    rng = np.random.default_rng(5)
+    T = l2_normalize(rng.normal(size=(3, 6)))
+    X = rng.normal(size=(202, 6))
+    pred = np.array([0] * 2 + [1] * 200)
+    for prior_count in (0, 10):
+        R = refine_class_embeddings(X, T, pred, prior_count=prior_count)
+        for c, n in ((0, 2), (1, 200)):
+            mean = l2_normalize(l2_normalize(X[pred == c]).sum(0, keepdims=True))[0]
+            expected = l2_normalize((T[c] + n / (n + prior_count) * mean)[None])[0]
+            np.testing.assert_allclose(R[c], expected)
+        np.testing.assert_array_equal(R[2], T[2])
+    bisector = refine_class_embeddings(X, T, pred)
+    shrunk = refine_class_embeddings(X, T, pred, prior_count=10)
+    moved = lambda R, c: np.arccos(np.clip(R[c] @ T[c], -1, 1))  # noqa: E731
+    assert moved(shrunk, 0) < moved(bisector, 0) / 3
+    assert moved(shrunk, 1) > 0.95 * moved(bisector, 1)
+
+
 def test_refine_ignores_unassigned_items():
     rng = np.random.default_rng(1)
     T = l2_normalize(rng.normal(size=(2, 4)))
@@ -154,7 +174,7 @@ def test_pairwise_keeps_the_seed_match_and_proto_takes_fisher_matches():
     seed = PairwiseClassifier(**PARAMS).fit(X, T).predict(X)
     np.testing.assert_array_equal(run_method("pairwise", views, T, PARAMS).pred["a"], seed)
     first = PairwiseClassifier(**PARAMS, match="fisher").fit(X, T).predict(X)
-    refined = refine_class_embeddings(X, T, first)
+    refined = refine_class_embeddings(X, T, first, prior_count=PARAMS["min_count"])
     expected = PairwiseClassifier(**PARAMS, match="fisher").fit(X, refined).predict(X)
     np.testing.assert_array_equal(run_method("proto", views, T, PARAMS).pred["a"], expected)
     seed_proto = run_method("proto", views, T, dict(PARAMS, match="cosine")).pred["a"]
@@ -197,7 +217,7 @@ def test_proto_moves_only_recognised_classes_and_cotrain_takes_either_views(monk
     run_method("proto", {"a": X}, T, PARAMS)
     assert recognised_classes(X, T, labels).tolist() == [True, True, False]
     np.testing.assert_array_equal(seen[1][2], T[2])
-    np.testing.assert_allclose(seen[1][:2], refine_class_embeddings(X, T, labels)[:2])
+    np.testing.assert_allclose(seen[1][:2], refine_class_embeddings(X, T, labels, prior_count=PARAMS["min_count"])[:2])
     assert not np.allclose(seen[1][:2], T[:2])
 
     # Two views: view b puts class 1's items where the zero-shot rule calls them class 0, yet view a
