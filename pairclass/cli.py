@@ -171,7 +171,9 @@ def classify(
     candidates: Annotated[
         Optional[int], typer.Option(help="Play each item's top-M classes only (large class lists).")
     ] = None,
-    min_count: Annotated[int, typer.Option(help="Fewer confident items than this: full cosine.")] = 10,
+    min_count: Annotated[
+        int, typer.Option(help="Fewer confident items than this: full cosine; also the prototype prior, in items.")
+    ] = 10,
     seed: Annotated[int, typer.Option(help="Seed for the bracket order.")] = 0,
     tournament: Annotated[
         str, typer.Option(help="bracket (knockout, C-1 matches), or copeland (round robin, for small C).")

@@ -9,8 +9,8 @@ scores them side by side.
 - ``proto``: pairwise after one transductive step that moves each class embedding towards the mean
   of the ``n`` items the pairwise method gave it (halfway on the sphere, scaled by
   ``n / (n + min_count)``), for the classes whose items' mean direction the zero-shot rule still
-  labels as that class (:func:`recognised_classes`; the others keep their embedding). This and every method built on
-  it score each match with ``PairwiseClassifier(match="fisher")``: the pair's dimensions and the full
+  labels as that class (:func:`recognised_classes`; the others keep their embedding). This and
+  every method built on it score each match with ``PairwiseClassifier(match="fisher")``: the pair's dimensions and the full
   cosine, each against the midpoint between the pair's two pseudo-classes and weighted by its Fisher
   discriminant; ``pairwise`` keeps the seed's match.
 - ``cotrain``: with two views, the pair statistics and class prototypes come only from items on whose
@@ -100,6 +100,8 @@ def refine_class_embeddings(X, class_embeddings, pred, *, prior_count=0):
     >>> np.round(refine_class_embeddings(X, T, np.array([0, 0]), prior_count=2), 3).tolist()
     [[0.894, 0.447], [0.0, 1.0]]
     """
+    if not prior_count >= 0:
+        raise ValueError(f"prior_count must be a count >= 0, got {prior_count!r}")
     sums, counts = class_sums(X, pred, class_embeddings.shape[0])
     return _moved(class_embeddings, sums, counts, prior_count=prior_count)
 

@@ -155,6 +155,8 @@ def test_prior_count_shrinks_the_move_of_a_class_with_few_items():
     moved = lambda R, c: np.arccos(np.clip(R[c] @ T[c], -1, 1))  # noqa: E731
     assert moved(shrunk, 0) < moved(bisector, 0) / 3
     assert moved(shrunk, 1) > 0.95 * moved(bisector, 1)
+    with pytest.raises(ValueError, match="prior_count must be a count >= 0"):
+        refine_class_embeddings(X, T, pred, prior_count=-2)
 
 
 def test_refine_ignores_unassigned_items():
