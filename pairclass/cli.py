@@ -187,6 +187,14 @@ def classify(
             "methods built on proto."
         ),
     ] = None,
+    proto_prior: Annotated[
+        str,
+        typer.Option(
+            help="What a class embedding is worth against its items' mean in the prototype step (proto and the "
+            "methods built on it): min-count (that many items), or class (one average class of the batch: "
+            "safer when a batch holds only a few of the classes, at some accuracy on full catalogues)."
+        ),
+    ] = "min-count",
     center: Annotated[
         str,
         typer.Option(help="none, or balanced: remove the items' class-balanced mean and the classes' mean first."),
@@ -208,7 +216,8 @@ def classify(
         embeddings, classes, views=split_list(views, "column"), id_col=id_col, label_col=label_col,
         methods=split_list(method, "method"), pairwise=pairwise, k=k, cos_min=cos_min,
         diff_min=diff_min, candidates=candidates, min_count=min_count, seed=seed, tournament=tournament,
-        match=match, center=center, encoder=encoder, out=out, progress=progress_printer(not json_out),
+        match=match, proto_prior=proto_prior, center=center, encoder=encoder, out=out,
+        progress=progress_printer(not json_out),
     )
     for note in result.warnings:
         err.print(f"[yellow]Warning:[/] {note}", highlight=False)

@@ -9,7 +9,10 @@ scores them side by side.
 - ``proto``: pairwise after one transductive step that moves each class embedding towards the mean
   of the ``n`` items the pairwise method gave it (halfway on the sphere, scaled by
   ``n / (n + min_count)``), for the classes whose items' mean direction the zero-shot rule still
-  labels as that class (:func:`recognised_classes`; the others keep their embedding). This and
+  labels as that class (:func:`recognised_classes`; the others keep their embedding). With
+  ``proto_prior="class"`` the class embedding is worth one average class of the batch instead of
+  ``min_count`` items (``n / (n + N/C)``): small classes move less, which is safer on batches
+  holding only a few of the classes and costs accuracy on full catalogues. This and
   every method built on it score each match with ``PairwiseClassifier(match="fisher")``: the pair's dimensions and the full
   cosine, each against the midpoint between the pair's two pseudo-classes and weighted by its Fisher
   discriminant; ``pairwise`` keeps the seed's match.
@@ -33,15 +36,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .classify import PairwiseClassifier, _row_chunks, _row_norms, baseline_scores, l2_normalize
+from .errors import InputError
 
 __all__ = [
     "METHODS", "DEFAULT_METHOD", "MethodOutput", "class_sums", "run_method", "refine_class_embeddings",
-    "recognised_classes",
+    "recognised_classes", "PROTO_PRIORS", "check_proto_prior",
 ]
 
 METHODS = ("baseline", "pairwise", "proto", "cotrain", "joint", "transclip", "cotrain_transclip", "cotrain_gmm")
 DEFAULT_METHOD = "cotrain"
+# What a class embedding is worth against its items' mean in the prototype step.
+PROTO_PRIORS = ("min-count", "class")
 _MIN_COUNT = PairwiseClassifier().min_count
+
+
+def check_proto_prior(proto_prior):
+    """Raise :class:`InputError` unless ``proto_prior`` is one of :data:`PROTO_PRIORS`."""
+    if proto_prior not in PROTO_PRIORS:
+        raise InputError(f"unknown prototype prior {proto_prior!r}; choose from {', '.join(PROTO_PRIORS)}")
 
 
 @dataclass
@@ -147,18 +159,23 @@ def _refined(X, T, source, params, recognised=None):
 
     The prior count is the classifier's ``min_count``, the number of items below which it already
     distrusts a class's statistics: the mean of that many items counts half as much as the text
-    anchor, the mean of many items nearly as much.
+    anchor, the mean of many items nearly as much. With ``proto_prior="class"`` it is the labelled
+    items per class, the prior ``cotrain_gmm`` puts on its means.
     An absent class can still collect a few items, the tail of a present neighbour; moved all the
     way, its embedding would sit inside that neighbour and draw more of its items."""
     sums, counts = class_sums(X, source, T.shape[0])
     if recognised is None:
         recognised = _recognised(T, sums, counts)
-    prior_count = params.get("min_count", _MIN_COUNT)
+    if params.get("proto_prior", "min-count") == "class":
+        prior_count = counts.sum() / counts.size
+    else:
+        prior_count = params.get("min_count", _MIN_COUNT)
     return np.where(recognised[:, None], _moved(T, sums, counts, prior_count=prior_count), T)
 
 
 def _pairwise(X, T, params, pseudo_labels=None):
-    clf = PairwiseClassifier(**params).fit(X, T, pseudo_labels=pseudo_labels)
+    clf = PairwiseClassifier(**{k: v for k, v in params.items() if k != "proto_prior"})
+    clf.fit(X, T, pseudo_labels=pseudo_labels)
     return clf.decide(X), clf.n_fallback_pairs_
 
 
@@ -209,12 +226,15 @@ def run_method(method, views, class_embeddings, params):
         :class:`PairwiseClassifier` parameters (``k``, ``cos_min``, ``diff_min``, ``candidates``,
         ``min_count``, ``seed``, ``tournament``, ``match``). ``match`` None or absent: the
         method's own, ``"cosine"`` for ``pairwise`` and ``"fisher"`` for the methods built on ``proto``.
+        Optional ``proto_prior``, one of :data:`PROTO_PRIORS` (default ``"min-count"``): what a
+        class embedding is worth in the prototype step (see :mod:`pairclass.methods`).
 
     Returns
     -------
     MethodOutput
     """
     T = class_embeddings
+    check_proto_prior(params.get("proto_prior", "min-count"))
     if params.get("match") is None:
         params = dict(params, match="cosine" if method == "pairwise" else "fisher")
     if method == "baseline":

@@ -12,7 +12,7 @@ from .center import center_views, check_center
 from .classify import PairwiseClassifier, baseline_scores, l2_normalize
 from .errors import InputError, input_error
 from .io import DEFAULT_ID_COL, DEFAULT_VIEWS, read_classes, read_embeddings, write_table
-from .methods import DEFAULT_METHOD, METHODS, run_method
+from .methods import DEFAULT_METHOD, METHODS, check_proto_prior, run_method
 from .metrics import agreement_f1, hollow_agreement, label_scores, per_class_f1
 
 __all__ = ["ClassifyResult", "run_classify", "load_class_embeddings", "resolve_methods"]
@@ -124,6 +124,7 @@ def run_classify(
     seed=0,
     tournament="bracket",
     match=None,
+    proto_prior="min-count",
     center="none",
     encoder=None,
     out=None,
@@ -150,6 +151,10 @@ def run_classify(
     k, cos_min, diff_min, candidates, min_count, seed, tournament, match
         Passed to :class:`PairwiseClassifier`; ``match=None`` leaves each method its own (see
         :func:`pairclass.methods.run_method`).
+    proto_prior : {"min-count", "class"}, default="min-count"
+        What a class embedding is worth against its items' mean in the prototype step of the methods
+        built on ``proto``: ``min_count`` items, or one average class of the batch (safer on batches
+        holding few of the classes; see :mod:`pairclass.methods`).
     center : {"none", "balanced"}, default="none"
         ``"balanced"`` runs every method (the baseline too) on balanced-centred items and centred
         class embeddings (see :mod:`pairclass.center`); it makes a centred copy of each view.
@@ -170,10 +175,12 @@ def run_classify(
         raise InputError(f"at most two views can be compared, got {len(views)}: {', '.join(views)}")
     run = resolve_methods(methods, pairwise=pairwise)
     check_center(center)
+    check_proto_prior(proto_prior)
     params = dict(k=k, cos_min=cos_min, diff_min=diff_min, candidates=candidates,
                   min_count=min_count, seed=seed, tournament=tournament, match=match)
     # Bad settings fail before any data is read.
     PairwiseClassifier(**dict(params, match=match or "cosine"))._validate_params()
+    params["proto_prior"] = proto_prior
     step = progress or (lambda message: None)
     data = read_embeddings(embeddings, views, id_col=id_col, label_col=label_col)
     dim = next(iter(data.views.values())).shape[1]

@@ -9,7 +9,9 @@ Class embeddings are the class names ("{}"); "+ens" rows average the default pro
 "+center" rows run on balanced-centred embeddings (pairclass.center, classify --center balanced);
 "+copeland" rows play a round robin instead of the knockout bracket (classify --tournament copeland);
 "+midpoint" / "+fisher" / "+seed match" rows score matches that way instead of the method's own
-(classify --match: pairwise's own is the seed's cosine, the others' is fisher).
+(classify --match: pairwise's own is the seed's cosine, the others' is fisher);
+"+class prior" rows weigh each class embedding as one average class of the batch in the prototype
+step instead of min_count items (classify --proto-prior class).
 
 Robustness (fashion-13, accuracy): a batch where one class is 80% of the items, a batch holding only 3
 of the classes (scored against all 13), and a batch of 200 items. Each kind is drawn ``--draws`` times
@@ -51,14 +53,16 @@ VARIANTS = {
     "+midpoint": {"match": "midpoint"},
     "+fisher": {"match": "fisher"},
     "+seed match": {"match": "cosine"},
+    "+class prior": {"proto_prior": "class"},
 }
 
 
-def evaluate(method, s, class_emb, seed, center="none", tournament="bracket", match=None):
+def evaluate(method, s, class_emb, seed, center="none", tournament="bracket", match=None, proto_prior="min-count"):
     names = np.asarray(s["classes"], dtype=object)
     t = time.perf_counter()
     views, T = center_views(s["views"], l2_normalize(class_emb.astype(np.float64)), center)
-    out = run_method(method, views, T, dict(PARAMS, seed=seed, tournament=tournament, match=match))
+    params = dict(PARAMS, seed=seed, tournament=tournament, match=match, proto_prior=proto_prior)
+    out = run_method(method, views, T, params)
     seconds = time.perf_counter() - t
     preds = {v: names[p] for v, p in out.pred.items()}
     row = {"seconds": seconds}
@@ -120,7 +124,7 @@ def main():
     variants += [(m, "+center") for m in ("baseline", DEFAULT_METHOD, "transclip") if m in methods]
     variants += [(m, "+copeland") for m in ("pairwise", DEFAULT_METHOD) if m in methods]
     variants += [("pairwise", "+midpoint"), ("pairwise", "+fisher"), (DEFAULT_METHOD, "+midpoint"),
-                 (DEFAULT_METHOD, "+seed match")]
+                 (DEFAULT_METHOD, "+seed match"), (DEFAULT_METHOD, "+class prior")]
     baseline_rows = {}
     for method, suffix in variants:
         results = {}
@@ -152,7 +156,7 @@ def main():
     base = {}
     rows_to_run = [(m, "") for m in methods] + [(m, "+center") for m in ("baseline", DEFAULT_METHOD)]
     rows_to_run += [(DEFAULT_METHOD, "+copeland"), ("pairwise", "+fisher"), (DEFAULT_METHOD, "+midpoint"),
-                    (DEFAULT_METHOD, "+seed match")]
+                    (DEFAULT_METHOD, "+seed match"), (DEFAULT_METHOD, "+class prior")]
     rows_to_run += [("baseline", "+ens"), (DEFAULT_METHOD, "+ens")]
     f13 = sets["fashion-13"]
     for method, suffix in rows_to_run:

@@ -231,3 +231,31 @@ def test_match_option_reaches_the_classifier(tmp_path, make_files):
     bad = invoke("classify", emb, "--classes", cls, "--match", "median")
     assert bad.exit_code == 2
     assert bad.stderr.startswith("Error: The 'match' parameter of PairwiseClassifier must be a str among")
+
+
+def test_proto_prior_option_reaches_the_methods(tmp_path, make_files):
+    from pairclass.classify import l2_normalize
+    from pairclass.methods import run_method
+
+    emb, cls = make_files(n_classes=3)
+    table = pq.read_table(emb)
+    views = {v: np.asarray(table.column(v).to_pylist(), dtype=np.float32)
+             for v in ("clip_image_features", "clip_text_features")}
+    classes = pq.read_table(cls)
+    T = l2_normalize(np.asarray(classes.column("embedding").to_pylist(), dtype=np.float64))
+    names = np.array(classes.column("name").to_pylist())
+    got = {}
+    for prior in ("min-count", "class"):
+        out = tmp_path / f"{prior}.parquet"
+        result = invoke("classify", emb, "--classes", cls, "--method", "proto", "--k", 4, "--min-count", 3,
+                        "--proto-prior", prior, "--out", out)
+        assert result.exit_code == 0, result.stderr
+        expected = run_method("proto", views, T, dict(k=4, min_count=3, proto_prior=prior)).pred
+        for v in views:
+            got[prior, v] = pq.read_table(out).column(f"{v}__proto__pred").to_pylist()
+            assert got[prior, v] == names[expected[v]].tolist()
+    assert any(got["min-count", v] != got["class", v] for v in views)
+
+    bad = invoke("classify", tmp_path / "missing.parquet", "--classes", cls, "--proto-prior", "items")
+    assert bad.exit_code == 2
+    assert bad.stderr == "Error: unknown prototype prior 'items'; choose from min-count, class\n"

@@ -231,3 +231,54 @@ def test_proto_moves_only_recognised_classes_and_cotrain_takes_either_views(monk
     for refined in seen[-3::2]:  # each view: a bracket on T, then one on the refined embeddings
         moved = ~np.isclose(refined, T).all(axis=1)
         assert moved.tolist() == [True, True, False]
+
+
+def test_class_prior_weighs_each_class_embedding_as_one_average_class_of_the_batch():
+    from pairclass import PairwiseClassifier
+
+    views, T, _ = two_views(2)
+    X = views["a"]
+    first = PairwiseClassifier(**PARAMS, match="fisher").fit(X, T).predict(X)
+    recognised = recognised_classes(X, T, first)
+    assert recognised.all()
+    refined = refine_class_embeddings(X, T, first, prior_count=len(X) / len(T))
+    expected = PairwiseClassifier(**PARAMS, match="fisher").fit(X, refined).predict(X)
+    got = run_method("proto", {"a": X}, T, dict(PARAMS, proto_prior="class")).pred["a"]
+    np.testing.assert_array_equal(got, expected)
+    assert (got != run_method("proto", {"a": X}, T, PARAMS).pred["a"]).any()
+
+
+def test_class_prior_in_cotrain_counts_only_the_items_the_views_agree_on(monkeypatch):
+    from types import SimpleNamespace
+
+    import pairclass.methods as methods
+
+    # Stubbed brackets: each view always returns its own labels; they agree on 50 of 80 items.
+    rng = np.random.default_rng(5)
+    T = np.eye(2)
+    X = np.abs(np.vstack([rng.normal([1.0, 0.0], 0.2, size=(40, 2)), rng.normal([0.0, 1.0], 0.2, size=(40, 2))]))
+    views = {"a": X, "b": X.copy()}
+    labels = {"a": np.repeat([0, 1], 40), "b": np.repeat([0, 1], 40)}
+    labels["b"][:30] = 1
+    seen = []
+
+    def bracket(X, T, params, pseudo_labels=None):
+        seen.append(np.array(T))
+        view = "a" if X is views["a"] else "b"
+        return SimpleNamespace(pred=labels[view].copy(), confidence=np.ones(len(X))), 0
+
+    monkeypatch.setattr(methods, "_pairwise", bracket)
+    run_method("cotrain", views, T, dict(PARAMS, proto_prior="class"))
+    agreed = np.where(labels["a"] == labels["b"], labels["a"], -1)
+    expected = refine_class_embeddings(X, T, agreed, prior_count=50 / 2)
+    assert not np.allclose(expected, refine_class_embeddings(X, T, agreed, prior_count=80 / 2))
+    for refined in seen[-3::2]:
+        np.testing.assert_allclose(refined, expected)
+
+
+def test_unknown_proto_prior_is_an_input_error():
+    from pairclass.errors import InputError
+
+    views, T, _ = two_views()
+    with pytest.raises(InputError, match="unknown prototype prior 'items'; choose from min-count, class"):
+        run_method("cotrain", views, T, dict(PARAMS, proto_prior="items"))
