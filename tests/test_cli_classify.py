@@ -190,6 +190,15 @@ def test_every_command_has_help():
         assert (cmd.callback.__doc__ or "").strip(), f"{name} has no help text"
 
 
+def read_fixture(emb, cls):
+    """The fixture files back as arrays: views (name -> float32 items), class embeddings and names."""
+    table = pq.read_table(emb)
+    views = {v: np.asarray(table.column(v).to_pylist(), dtype=np.float32)
+             for v in ("clip_image_features", "clip_text_features")}
+    classes = pq.read_table(cls)
+    return views, np.asarray(classes.column("embedding").to_pylist()), np.array(classes.column("name").to_pylist())
+
+
 def test_tournament_option_reaches_the_classifier(tmp_path, make_files):
     from pairclass import PairwiseClassifier
 
@@ -198,10 +207,8 @@ def test_tournament_option_reaches_the_classifier(tmp_path, make_files):
     result = invoke("classify", emb, "--classes", cls, "--tournament", "copeland", "--k", 4, "--min-count", 3,
                     "--out", out)
     assert result.exit_code == 0, result.stderr
-    X = np.asarray(pq.read_table(emb).column("clip_image_features").to_pylist(), dtype=np.float32)
-    classes = pq.read_table(cls)
-    T = np.asarray(classes.column("embedding").to_pylist())
-    names = np.array(classes.column("name").to_pylist())
+    views, T, names = read_fixture(emb, cls)
+    X = views["clip_image_features"]
     expected = PairwiseClassifier(k=4, min_count=3, tournament="copeland").fit(X, T).predict(X)
     assert (expected != PairwiseClassifier(k=4, min_count=3).fit(X, T).predict(X)).any()
     assert pq.read_table(out).column("clip_image_features__pairwise__pred").to_pylist() == names[expected].tolist()
@@ -215,10 +222,8 @@ def test_match_option_reaches_the_classifier(tmp_path, make_files):
     from pairclass import PairwiseClassifier
 
     emb, cls = make_files(n_classes=5)
-    X = np.asarray(pq.read_table(emb).column("clip_image_features").to_pylist(), dtype=np.float32)
-    classes = pq.read_table(cls)
-    T = np.asarray(classes.column("embedding").to_pylist())
-    names = np.array(classes.column("name").to_pylist())
+    views, T, names = read_fixture(emb, cls)
+    X = views["clip_image_features"]
     seed = PairwiseClassifier(k=4, min_count=3).fit(X, T).predict(X)
     fisher = PairwiseClassifier(k=4, min_count=3, match="fisher").fit(X, T).predict(X)
     assert (seed != fisher).any()
@@ -238,12 +243,8 @@ def test_proto_prior_option_reaches_the_methods(tmp_path, make_files):
     from pairclass.methods import run_method
 
     emb, cls = make_files(n_classes=3)
-    table = pq.read_table(emb)
-    views = {v: np.asarray(table.column(v).to_pylist(), dtype=np.float32)
-             for v in ("clip_image_features", "clip_text_features")}
-    classes = pq.read_table(cls)
-    T = l2_normalize(np.asarray(classes.column("embedding").to_pylist(), dtype=np.float64))
-    names = np.array(classes.column("name").to_pylist())
+    views, T, names = read_fixture(emb, cls)
+    T = l2_normalize(T)
     got = {}
     for prior in ("min-count", "class"):
         out = tmp_path / f"{prior}.parquet"
