@@ -199,23 +199,35 @@ def read_fixture(emb, cls):
     return views, np.asarray(classes.column("embedding").to_pylist()), np.array(classes.column("name").to_pylist())
 
 
+def rejected(*args):
+    """Run a command that must fail on its input; return its one-line stderr."""
+    result = invoke(*args)
+    assert result.exit_code == 2, result.stdout
+    return result.stderr
+
+
+def classify_preds(emb, cls, out, *options, method="pairwise"):
+    """Run classify (k=4, min_count=3) with ``options`` and return ``method``'s predictions per view."""
+    result = invoke("classify", emb, "--classes", cls, "--method", method, "--k", 4, "--min-count", 3, *options,
+                    "--out", out)
+    assert result.exit_code == 0, result.stderr
+    table = pq.read_table(out)
+    return {v: table.column(f"{v}__{method}__pred").to_pylist() for v in ("clip_image_features", "clip_text_features")}
+
+
 def test_tournament_option_reaches_the_classifier(tmp_path, make_files):
     from pairclass import PairwiseClassifier
 
     emb, cls = make_files(n_classes=5)
-    out = tmp_path / "pred.parquet"
-    result = invoke("classify", emb, "--classes", cls, "--tournament", "copeland", "--k", 4, "--min-count", 3,
-                    "--out", out)
-    assert result.exit_code == 0, result.stderr
+    got = classify_preds(emb, cls, tmp_path / "pred.parquet", "--tournament", "copeland")
     views, T, names = read_fixture(emb, cls)
     X = views["clip_image_features"]
     expected = PairwiseClassifier(k=4, min_count=3, tournament="copeland").fit(X, T).predict(X)
     assert (expected != PairwiseClassifier(k=4, min_count=3).fit(X, T).predict(X)).any()
-    assert pq.read_table(out).column("clip_image_features__pairwise__pred").to_pylist() == names[expected].tolist()
+    assert got["clip_image_features"] == names[expected].tolist()
 
-    bad = invoke("classify", emb, "--classes", cls, "--tournament", "league")
-    assert bad.exit_code == 2
-    assert bad.stderr.startswith("Error: The 'tournament' parameter of PairwiseClassifier must be a str among")
+    assert rejected("classify", emb, "--classes", cls, "--tournament", "league").startswith(
+        "Error: The 'tournament' parameter of PairwiseClassifier must be a str among")
 
 
 def test_match_option_reaches_the_classifier(tmp_path, make_files):
@@ -228,14 +240,11 @@ def test_match_option_reaches_the_classifier(tmp_path, make_files):
     fisher = PairwiseClassifier(k=4, min_count=3, match="fisher").fit(X, T).predict(X)
     assert (seed != fisher).any()
     for option, expected in ((), seed), (("--match", "fisher"), fisher):
-        out = tmp_path / f"pred{len(option)}.parquet"
-        result = invoke("classify", emb, "--classes", cls, "--k", 4, "--min-count", 3, *option, "--out", out)
-        assert result.exit_code == 0, result.stderr
-        assert pq.read_table(out).column("clip_image_features__pairwise__pred").to_pylist() == names[expected].tolist()
+        got = classify_preds(emb, cls, tmp_path / f"pred{len(option)}.parquet", *option)
+        assert got["clip_image_features"] == names[expected].tolist()
 
-    bad = invoke("classify", emb, "--classes", cls, "--match", "median")
-    assert bad.exit_code == 2
-    assert bad.stderr.startswith("Error: The 'match' parameter of PairwiseClassifier must be a str among")
+    assert rejected("classify", emb, "--classes", cls, "--match", "median").startswith(
+        "Error: The 'match' parameter of PairwiseClassifier must be a str among")
 
 
 def test_proto_prior_option_reaches_the_methods(tmp_path, make_files):
@@ -247,16 +256,10 @@ def test_proto_prior_option_reaches_the_methods(tmp_path, make_files):
     T = l2_normalize(T)
     got = {}
     for prior in ("min-count", "class"):
-        out = tmp_path / f"{prior}.parquet"
-        result = invoke("classify", emb, "--classes", cls, "--method", "proto", "--k", 4, "--min-count", 3,
-                        "--proto-prior", prior, "--out", out)
-        assert result.exit_code == 0, result.stderr
+        got[prior] = classify_preds(emb, cls, tmp_path / f"{prior}.parquet", "--proto-prior", prior, method="proto")
         expected = run_method("proto", views, T, dict(k=4, min_count=3, proto_prior=prior)).pred
-        for v in views:
-            got[prior, v] = pq.read_table(out).column(f"{v}__proto__pred").to_pylist()
-            assert got[prior, v] == names[expected[v]].tolist()
-    assert any(got["min-count", v] != got["class", v] for v in views)
+        assert got[prior] == {v: names[p].tolist() for v, p in expected.items()}
+    assert got["min-count"] != got["class"]
 
-    bad = invoke("classify", tmp_path / "missing.parquet", "--classes", cls, "--proto-prior", "items")
-    assert bad.exit_code == 2
-    assert bad.stderr == "Error: unknown prototype prior 'items'; choose from min-count, class\n"
+    assert rejected("classify", tmp_path / "missing.parquet", "--classes", cls, "--proto-prior", "items") == (
+        "Error: unknown prototype prior 'items'; choose from min-count, class\n")
