@@ -26,8 +26,8 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from .classify import PairwiseClassifier, l2_normalize
 from .errors import input_error
-from .io import DEFAULT_ID_COL, DEFAULT_VIEWS, read_embeddings, write_table
-from .run import load_class_embeddings
+from .io import DEFAULT_ID_COL, read_embeddings, write_table
+from .classes import load_class_embeddings
 
 __all__ = [
     "AuditResult",
@@ -67,7 +67,7 @@ def pair_scores(clf, X):
     >>> T = np.eye(3)
     >>> X = np.array([[0.9, 0.1, 0.0], [0.7, 0.0, 0.3], [0.1, 0.8, 0.2],
     ...               [0.0, 0.9, 0.1], [0.0, 0.3, 0.9], [0.2, 0.1, 0.8]])
-    >>> clf = PairwiseClassifier(k=2, min_count=2).fit(X, T)
+    >>> clf = PairwiseClassifier(T, k=2, min_count=2).fit(X)
     >>> pair_scores(clf, X).argmax(axis=1).tolist()
     [0, 0, 1, 1, 2, 2]
     """
@@ -245,7 +245,7 @@ def audit_labels(views, class_embeddings, labels, *, prototypes="labels", folds=
     params = dict(k=k, cos_min=cos_min, diff_min=diff_min, min_count=min_count, seed=seed)
     for name, X in views.items():
         if prototypes == "text":
-            scores = pair_scores(PairwiseClassifier(**params).fit(X, T), X)
+            scores = pair_scores(PairwiseClassifier(T, **params).fit(X), X)
         else:
             scores = _cross_fitted_scores(X, T, labels, folds, params)
         calibration[name] = fit_calibration(scores, labels)
@@ -289,7 +289,7 @@ def _cross_fitted_scores(X, T, labels, folds, params):
         counts = np.bincount(labels[train], minlength=T.shape[0])[:, None]
         centroids = sums / np.maximum(counts, 1)
         protos = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12) + T
-        clf = PairwiseClassifier(**params).fit(X, protos)
+        clf = PairwiseClassifier(protos, **params).fit(X)
         scores[~train] = pair_scores(clf, X[~train])
     return scores
 
@@ -373,7 +373,7 @@ def _label_indices(data, names, label_col):
     return y
 
 
-def run_audit(embeddings, classes, *, label_col, views=DEFAULT_VIEWS, id_col=DEFAULT_ID_COL,
+def run_audit(embeddings, classes, *, label_col, views=None, id_col=DEFAULT_ID_COL,
               prototypes="labels", folds=5, rank_by="self_confidence", k=100, cos_min=None,
               diff_min=0.0, min_count=10, seed=0, out=None, progress=None):
     """Audit the catalogue labels of an embedding file.
@@ -406,10 +406,10 @@ def run_audit(embeddings, classes, *, label_col, views=DEFAULT_VIEWS, id_col=DEF
         Missing label column, labels not among the classes, or a single label.
     """
     step = progress or (lambda message: None)
-    views = list(views)
     if not label_col:
         raise input_error("a label column is required for the audit (--label-col)", path=embeddings)
     data = read_embeddings(embeddings, views, id_col=id_col, label_col=label_col)
+    views = list(data.views)
     dim = next(iter(data.views.values())).shape[1]
     cls = load_class_embeddings(classes, dim, against=f"{data.path}: {views[0]}", metadata=data.metadata,
                                 progress=step)

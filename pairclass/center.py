@@ -7,18 +7,19 @@ from the classes and the items' mean from the items leaves the directions that t
 
 The items' mean is *balanced*: the mean over classes of each class's mean item (classes as the
 cosine baseline assigns them), so a batch where one class dominates does not make that class's
-own direction the one removed.
+own direction the one removed. It takes one pass of class sums, so centring streams.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .classify import _row_chunks, _row_norms, baseline_scores, l2_normalize
+from .classify import baseline_scores, l2_normalize
+from .crossvar import GroupStats, row_norms
 from .errors import InputError
-from .methods import class_sums
 
-__all__ = ["CENTERING", "balanced_center", "center_views", "check_center"]
+__all__ = ["CENTERING", "balanced_mean", "balanced_center", "center_rows", "centred_class_embeddings",
+           "check_center", "baseline_sums"]
 
 CENTERING = ("none", "balanced")
 
@@ -27,6 +28,36 @@ def check_center(center):
     """Raise :class:`InputError` unless ``center`` is one of :data:`CENTERING`."""
     if center not in CENTERING:
         raise InputError(f"unknown centring {center!r}; choose from {', '.join(CENTERING)}")
+
+
+def baseline_sums(X, class_embeddings, norms=None):
+    """Class sums of the normalised rows, classes as the cosine baseline assigns them (mergeable)."""
+    pred = baseline_scores(X, class_embeddings, norms)[0]
+    return GroupStats.from_rows(X, pred, norms, squares=False)
+
+
+def balanced_mean(stats, n_classes):
+    """Mean over the classes that have items of those items' mean (from :func:`baseline_sums`)."""
+    counts, sums = stats.dense(n_classes)
+    present = counts > 0
+    return (sums[present] / counts[present, None]).mean(axis=0)
+
+
+def center_rows(X, mean, norms=None, *, first_row=0):
+    """``normalize(normalize(x) - mean)`` per row, in ``X``'s dtype."""
+    norms = row_norms(X) if norms is None else norms
+    out = X / norms[:, None].astype(X.dtype) - mean.astype(X.dtype)
+    centred = row_norms(out)
+    if not centred.all():
+        first = first_row + int(np.flatnonzero(centred == 0)[0])
+        raise InputError(f"centring leaves item {first} at zero (it is the batch mean); use --center none")
+    return out / centred[:, None].astype(X.dtype)
+
+
+def centred_class_embeddings(class_embeddings):
+    """``normalize(t - mean(t))``."""
+    T = np.asarray(class_embeddings, dtype=np.float64)
+    return l2_normalize(T - T.mean(axis=0), name="centred class embeddings")
 
 
 def balanced_center(X, class_embeddings):
@@ -41,8 +72,6 @@ def balanced_center(X, class_embeddings):
     Returns
     -------
     ndarray of shape (n_items, n_features)
-        ``normalize(normalize(x) - m)`` per item, in ``X``'s dtype, where ``m`` is the mean over
-        the classes that receive items of those items' mean direction.
 
     Examples
     --------
@@ -53,35 +82,5 @@ def balanced_center(X, class_embeddings):
     >>> balanced_center(X, np.eye(2)).round(3).tolist()
     [[0.707, -0.707], [0.707, -0.707], [0.707, -0.707], [-0.707, 0.707]]
     """
-    C = class_embeddings.shape[0]
-    pred = baseline_scores(X, class_embeddings)[0]
-    sums, counts = class_sums(X, pred, C)
-    present = counts > 0
-    mean = (sums[present] / counts[present, None]).mean(axis=0)
-    out = np.empty_like(X)
-    for rows in _row_chunks(X.shape[0], X.shape[1]):
-        chunk = X[rows] / _row_norms(X[rows])[:, None] - mean.astype(X.dtype)
-        norms = _row_norms(chunk)
-        if not norms.all():
-            first = rows.start + int(np.flatnonzero(norms == 0)[0])
-            raise InputError(f"centring leaves item {first} at zero (it is the batch mean); use --center none")
-        out[rows] = chunk / norms[:, None]
-    return out
-
-
-def center_views(views, class_embeddings, center="balanced"):
-    """Apply ``center`` (one of :data:`CENTERING`) to every view and to the class embeddings.
-
-    Returns
-    -------
-    views : dict
-        View name -> centred items (the same arrays when ``center="none"``).
-    class_embeddings : ndarray
-        ``normalize(t - mean(t))``, or unchanged for ``"none"``.
-    """
-    check_center(center)
-    if center == "none":
-        return views, class_embeddings
-    T = np.asarray(class_embeddings, dtype=np.float64)
-    centred = {v: balanced_center(X, T) for v, X in views.items()}
-    return centred, l2_normalize(T - T.mean(axis=0), name="centred class embeddings")
+    mean = balanced_mean(baseline_sums(X, class_embeddings), class_embeddings.shape[0])
+    return center_rows(X, mean)

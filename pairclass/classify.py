@@ -8,17 +8,31 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from .crossvar import GroupStats, cross_ratio_from_stats, top_k_dims
+from .crossvar import GroupStats, cross_ratio_from_stats, row_norms, top_k_dims
 from .tournament import bracket_orders, run_bracket, run_round_robin
 
-__all__ = ["PairwiseClassifier", "Decision", "baseline_scores", "pair_index", "l2_normalize"]
+__all__ = [
+    "PairwiseClassifier", "Decision", "baseline_scores", "check_classes", "pair_index", "l2_normalize",
+    "row_chunks", "EXPECTED_FAILED_CHECKS",
+]
 
 # Rows per chunk: bounds the temporaries (chunk x classes, chunk x pairs) whatever N is.
 _CHUNK_ELEMENTS = 1 << 23
 # Cost of gathering one value, in multiply-adds of a matrix product (decides how matches are scored).
 _GATHER_COST = 64
+# Label meaning "no label" in ``fit(X, y)`` (scikit-learn's semi-supervised convention).
+UNLABELED = -1
+
+# scikit-learn estimator checks that cannot apply to a cosine classifier, with the reason.
+EXPECTED_FAILED_CHECKS = {
+    "check_classifiers_classes": (
+        "-1 in y means unlabelled (scikit-learn's semi-supervised convention), so this check's binary "
+        "labels {-1, 1} are a single class"
+    ),
+}
 
 
 def pair_index(a, b, n_classes):
@@ -36,14 +50,15 @@ def pair_index(a, b, n_classes):
 
 def l2_normalize(X, *, name="X"):
     """Row-normalise ``X``; an all-zero row is a ``ValueError`` naming the first one."""
-    norms = np.linalg.norm(X, axis=1)
+    norms = row_norms(X)
     zero = np.flatnonzero(norms == 0)
     if zero.size:
         raise ValueError(f"{name} has {zero.size} all-zero row(s), first at row {zero[0]}")
     return X / norms[:, None].astype(X.dtype)
 
 
-def _row_chunks(n_rows, width):
+def row_chunks(n_rows, width):
+    """Slices of at most ``max(256, 2**23 // width)`` rows covering ``range(n_rows)``."""
     step = max(256, _CHUNK_ELEMENTS // max(width, 1))
     for start in range(0, n_rows, step):
         yield slice(start, min(start + step, n_rows))
@@ -83,8 +98,18 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
     compares the item's cosine to the two classes on the pair's dimensions only (or, with ``match``,
     a score whose threshold and weights are learned from the pair's two pseudo-classes).
 
+    The fit is transductive: it learns from the very items it will classify, without labels. Given
+    labels ``y``, the statistics group the items by them instead (``-1``: left out), and without
+    class embeddings the labelled items' class means serve as the class embeddings, so it is also an
+    ordinary (nearest-mean) scikit-learn classifier.
+
     Parameters
     ----------
+    class_embeddings : array-like of shape (n_classes, n_features), default=None
+        Class (prompt) embeddings, normalised here. None: the means of the labelled items per class.
+    class_names : array-like of shape (n_classes,), default=None
+        Labels of the rows of ``class_embeddings`` (default ``0..n_classes-1``); without class
+        embeddings the classes are those of ``y``.
     k : int, default=100
         Dimensions kept per pair (capped at the embedding width).
     cos_min : float or None, default=None
@@ -102,8 +127,10 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         ``"bracket"``: single elimination, ``ceil(log2 C)`` rounds (C - 1 matches per item).
         ``"copeland"``: a round robin, every pair of candidates plays (C(C-1)/2 matches per item) and
         the most wins takes it, ties going to the higher full cosine; for small class lists.
-    match : {"cosine", "midpoint", "fisher"}, default="cosine"
-        How a match between ``a`` and ``b`` is scored (``a`` wins at a score >= 0).
+    match : {"cosine", "midpoint", "fisher"} or None, default=None
+        How a match between ``a`` and ``b`` is scored (``a`` wins at a score >= 0). None is the
+        seed's ``"cosine"`` here; the methods built on ``proto`` (:mod:`pairclass.methods`) read it
+        as ``"fisher"``.
 
         - ``"cosine"``: the seed's ``cos_S(x, a) - cos_S(x, b)`` on the pair's dimensions S.
         - ``"midpoint"``: ``p(x) - theta_p``, where ``p(x) = x_S @ w / |x|`` (``w`` as in
@@ -123,7 +150,7 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        Class labels (``class_names`` given to ``fit``, else ``0..n_classes-1``).
+        Class labels.
     class_embeddings_ : ndarray of shape (n_classes, n_features)
         L2-normalised class embeddings.
     n_features_in_ : int
@@ -147,12 +174,19 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
     n_fallback_pairs_ : int
         Number of fallback pairs.
 
+    Notes
+    -----
+    The statistics are exact integers underneath (see :class:`~pairclass.crossvar.GroupStats`):
+    ``partial_fit`` over any split of the items, in any order, selects the same dimensions and
+    learns the same matches as one ``fit``. For the streaming methods, :meth:`statistics` maps one
+    batch to statistics that add with ``+``, and :meth:`fit_statistics` fits from their sum.
+
     Examples
     --------
     >>> T = np.eye(3)
     >>> X = np.array([[0.9, 0.1, 0.0], [0.7, 0.0, 0.3], [0.1, 0.8, 0.2],
     ...               [0.0, 0.9, 0.1], [0.0, 0.3, 0.9], [0.2, 0.1, 0.8]])
-    >>> clf = PairwiseClassifier(k=2, min_count=2).fit(X, T)
+    >>> clf = PairwiseClassifier(T, k=2, min_count=2).fit(X)
     >>> clf.predict(X).tolist()
     [0, 0, 1, 1, 2, 2]
     >>> clf.pair_dims_.shape, clf.n_fallback_pairs_
@@ -160,6 +194,8 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
+        "class_embeddings": ["array-like", None],
+        "class_names": ["array-like", None],
         "k": [Interval(Integral, 1, None, closed="left")],
         "cos_min": [Interval(Real, -1, 1, closed="both"), None],
         "diff_min": [Interval(Real, 0, None, closed="left")],
@@ -167,13 +203,15 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         "min_count": [Interval(Integral, 2, None, closed="left")],
         "seed": [Interval(Integral, 0, None, closed="left")],
         "tournament": [StrOptions({"bracket", "copeland"})],
-        "match": [StrOptions({"cosine", "midpoint", "fisher"})],
+        "match": [StrOptions({"cosine", "midpoint", "fisher"}), None],
     }
 
     def __init__(
-        self, k=100, *, cos_min=None, diff_min=0.0, candidates=None, min_count=10, seed=0, tournament="bracket",
-        match="cosine",
+        self, class_embeddings=None, *, class_names=None, k=100, cos_min=None, diff_min=0.0, candidates=None,
+        min_count=10, seed=0, tournament="bracket", match=None,
     ):
+        self.class_embeddings = class_embeddings
+        self.class_names = class_names
         self.k = k
         self.cos_min = cos_min
         self.diff_min = diff_min
@@ -183,89 +221,156 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         self.tournament = tournament
         self.match = match
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, class_embeddings, *, class_names=None, pseudo_labels=None):
-        """Learn the per-pair dimensions from the unlabelled items ``X``.
+    def fit(self, X, y=None):
+        """Learn the per-pair dimensions from the items ``X``.
 
         Parameters
         ----------
         X : array-like of shape (n_items, n_features)
-        class_embeddings : array-like of shape (n_classes, n_features)
-        class_names : sequence of str, optional
-            Labels returned by ``predict``.
-        pseudo_labels : array-like of shape (n_items,), optional
-            Class index per item to group the statistics by, -1 to leave the item out. Default: each
-            item's full-cosine argmax. (Co-training passes the classes two views agree on.)
+        y : array-like of shape (n_items,), optional
+            Labels to group the statistics by (``-1``: unlabelled, left out). Without them the items
+            are grouped by their full-cosine argmax (zero-shot). Required without class embeddings.
 
         Returns
         -------
         self
         """
-        X = self._start(X, class_embeddings, class_names)
-        self.stats_ = self._item_stats(X, pseudo_labels)
-        self._select_dims()
+        X, codes = self._begin(X, y, reset=True)
+        self._fit_stats(self._statistics(X, codes))
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, class_embeddings=None, *, class_names=None, pseudo_labels=None):
+    def partial_fit(self, X, y=None, classes=None):
         """Add a batch's statistics and re-select the dimensions.
 
-        ``class_embeddings`` is required on the first call; the statistics are sums, so any split into
-        batches gives the same dimensions as one ``fit``.
+        The statistics are exact sums, so any split into batches gives the same fit as one ``fit``.
+        Without class embeddings the class means are running means over the batches so far
+        (``classes``, all labels, defaults to the first batch's), and ``cos_min``/``diff_min``,
+        which need the final means, cannot be used.
         """
-        if not hasattr(self, "stats_"):
-            if class_embeddings is None:
-                raise ValueError("class_embeddings is required on the first call to partial_fit")
-            X = self._start(X, class_embeddings, class_names)
-            self.stats_ = self._item_stats(X, pseudo_labels)
-        else:
-            if class_embeddings is not None:
-                T = l2_normalize(check_array(class_embeddings, dtype=np.float64), name="class_embeddings")
-                if T.shape != self.class_embeddings_.shape or not np.allclose(T, self.class_embeddings_):
-                    raise ValueError("class_embeddings differ from those of the first partial_fit call")
-            X = self._check_X(X)
-            self.stats_ = self.stats_ + self._item_stats(X, pseudo_labels)
-        self._select_dims()
+        first = not hasattr(self, "stats_")
+        if self.class_embeddings is None and (self.cos_min is not None or self.diff_min > 0):
+            raise ValueError("partial_fit without class_embeddings cannot use cos_min or diff_min")
+        X, codes = self._begin(X, y, reset=first, classes=classes)
+        stats = self._statistics(X, codes)
+        stats = stats if first else self.stats_ + stats
+        if self.class_embeddings is None:
+            self.class_embeddings_ = _class_means(stats, self.classes_)
+        self._fit_stats(stats)
         return self
 
-    def _start(self, X, class_embeddings, class_names):
-        X = validate_data(self, X, reset=True, dtype=[np.float32, np.float64])
-        self.class_embeddings_, self.classes_ = check_classes(class_embeddings, class_names, X.shape[1])
-        return X
+    def _begin(self, X, y, *, reset, classes=None):
+        """Validate a batch; on the first, also the classes. Returns ``X`` and the label codes."""
+        if y is None:
+            if self.class_embeddings is None and not hasattr(self, "class_embeddings_"):
+                raise ValueError(
+                    f"{type(self).__name__} requires y to be passed, but the target y is None "
+                    "(or give class_embeddings, for zero-shot use)"
+                )
+            X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64])
+        else:
+            X, y = validate_data(self, X, y, reset=reset, dtype=[np.float32, np.float64])
+            check_classification_targets(y)
+        if reset:
+            self._set_classes(X, y, classes)
+        return X, None if y is None else self._codes(y)
 
-    def _check_X(self, X):
-        return validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+    def _set_classes(self, X, y, classes):
+        if self.class_embeddings is not None:
+            self.class_embeddings_, self.classes_ = check_classes(
+                self.class_embeddings, self.class_names, X.shape[1])
+            return
+        classes = np.unique(_labelled(y)) if classes is None else np.asarray(classes)
+        if classes.size < 2:
+            raise ValueError(f"needs at least 2 classes to tell apart; got {classes.size} class")
+        self.classes_ = classes
+        self.class_embeddings_ = _class_means(GroupStats.from_rows(X, self._codes(y), squares=False), classes)
 
-    def _cosines(self, X, rows):
-        return _cosines(X, rows, self.class_embeddings_.astype(X.dtype, copy=False))
+    def _codes(self, y):
+        """Class index per item, -1 for unlabelled items."""
+        y = np.asarray(y)
+        unlabeled = _is_unlabeled(y)
+        codes = np.full(y.shape[0], UNLABELED, dtype=np.int64)
+        given = y[~unlabeled]
+        order = np.argsort(self.classes_, kind="stable")
+        ordered = self.classes_[order]
+        pos = np.minimum(np.searchsorted(ordered, given), ordered.size - 1)
+        unknown = ordered[pos] != given
+        if unknown.any():
+            raise ValueError(f"y has labels that are not among the classes, e.g. {given[unknown].tolist()[0]!r}")
+        codes[~unlabeled] = order[pos]
+        return codes
 
-    def _item_stats(self, X, pseudo_labels=None):
+    # ------------------------------------------------- the streaming protocol
+    def start(self, n_features):
+        """Check the settings and the class embeddings for ``n_features``-wide items, before any
+        batch; the streaming methods call this once, then :meth:`statistics` per batch."""
+        self._validate_params()
+        if self.class_embeddings is None:
+            raise ValueError("streaming needs class_embeddings")
+        self.n_features_in_ = n_features
+        self.class_embeddings_, self.classes_ = check_classes(self.class_embeddings, self.class_names, n_features)
+        return self
+
+    def statistics(self, X, codes=None, norms=None):
+        """One batch's statistics, to be added with ``+`` and passed to :meth:`fit_statistics`.
+
+        Pure (the estimator is not changed), so batches may run in parallel. ``X`` is trusted:
+        finite, ``n_features_in_`` wide, no all-zero rows (the sources check this).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_items, n_features)
+        codes : ndarray of int of shape (n_items,), optional
+            Class index per item to group by (-1: left out); default the full-cosine argmax.
+        norms : ndarray of shape (n_items,), optional
+            The rows' norms, when the caller has them.
+        """
+        return self._statistics(X, codes, norms)
+
+    def fit_statistics(self, stats):
+        """Fit from the sum of :meth:`statistics` over all batches (after :meth:`start`)."""
+        self._fit_stats(stats)
+        return self
+
+    def _statistics(self, X, codes=None, norms=None):
         C = self.class_embeddings_.shape[0]
-        if pseudo_labels is not None:
-            pseudo_labels = np.asarray(pseudo_labels)
-            if pseudo_labels.shape != (X.shape[0],) or not np.isin(pseudo_labels, np.arange(-1, C)).all():
-                raise ValueError(f"pseudo_labels must hold one class index in [-1, {C}) per item")
         stats = GroupStats.empty(X.shape[1])
-        for rows in _row_chunks(X.shape[0], max(C, X.shape[1])):
+        for rows in row_chunks(X.shape[0], max(C, X.shape[1])):
             chunk = X[rows]
-            cos, norms = self._cosines(X, rows)
-            top = cos.argmax(axis=1) if pseudo_labels is None else pseudo_labels[rows]
+            n = _norms(chunk) if norms is None else norms[rows]
+            cos = self._cosines(chunk, n)
+            top = cos.argmax(axis=1) if codes is None else codes[rows]
             keep = top >= 0
-            top_cos = cos[np.arange(top.size), top]
+            top_cos = cos[np.arange(top.size), np.maximum(top, 0)]
             if self.cos_min is not None:
                 keep &= top_cos >= self.cos_min
-            inv_norm = (1 / norms).astype(chunk.dtype)
-            kept = chunk if keep.all() else chunk[keep]
-            stats = stats + GroupStats.from_rows(kept, top[keep], inv_norm[keep])
+            all_kept = keep.all()
+            stats = stats + GroupStats.from_rows(chunk if all_kept else chunk[keep], top[keep],
+                                                 n if all_kept else n[keep])
             if self.diff_min > 0:
                 close = (top_cos[:, None] - cos) < self.diff_min
-                close[np.arange(top.size), top] = False
+                close[np.arange(top.size), np.maximum(top, 0)] = False
                 close &= keep[:, None]
                 item, other = np.nonzero(close)
                 if item.size:
-                    stats = stats + GroupStats.from_rows(chunk[item], C + top[item] * C + other, inv_norm[item])
+                    stats = stats + GroupStats.from_rows(chunk[item], C + top[item] * C + other, n[item])
         return stats
+
+    def _fit_stats(self, stats):
+        self.stats_ = stats
+        self._select_dims()
+
+    def _cosines(self, chunk, norms):
+        T = self.class_embeddings_.astype(chunk.dtype, copy=False)
+        return (chunk @ T.T) / norms[:, None].astype(chunk.dtype, copy=False)
 
     def _select_dims(self):
         T = self.class_embeddings_
@@ -278,7 +383,8 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         self.pair_scales_ = np.zeros((n_pairs, 2))
         self.pair_offsets_ = np.zeros(n_pairs)
         self.fallback_pairs_ = np.zeros(n_pairs, dtype=bool)
-        for rows in _row_chunks(n_pairs, 16 * D):
+        match = self.match or "cosine"
+        for rows in row_chunks(n_pairs, 16 * D):
             pa, pb = a[rows], b[rows]
             n_a, s_a, ss_a = self._side_stats(pa, pb)
             n_b, s_b, ss_b = self._side_stats(pb, pa)
@@ -287,8 +393,8 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
             Ta = np.take_along_axis(T[pa], dims, axis=1)
             Tb = np.take_along_axis(T[pb], dims, axis=1)
             w = Ta / _safe_norm(Ta) - Tb / _safe_norm(Tb)
-            if self.match != "cosine":
-                scales, offsets = self._match_scales(pa, pb, dims, w, (n_a, s_a, ss_a), (n_b, s_b, ss_b))
+            if match != "cosine":
+                scales, offsets = self._match_scales(match, pa, pb, dims, w, (n_a, s_a, ss_a), (n_b, s_b, ss_b))
                 self.pair_scales_[rows] = np.where(fallback[:, None], 0.0, scales)
                 self.pair_offsets_[rows] = np.where(fallback, 0.0, offsets)
             dims[fallback] = -1
@@ -298,7 +404,7 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
             self.fallback_pairs_[rows] = fallback
         self.n_fallback_pairs_ = int(self.fallback_pairs_.sum())
 
-    def _match_scales(self, pa, pb, dims, w, stats_a, stats_b):
+    def _match_scales(self, match, pa, pb, dims, w, stats_a, stats_b):
         """``(alpha, beta)`` and the threshold of each pair's match score (see ``match``)."""
         (n_a, s_a, ss_a), (n_b, s_b, ss_b) = stats_a, stats_b
         # The statistics hold normalised rows, so a group's mean score is its mean row's score.
@@ -306,7 +412,7 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         sel = lambda M: np.take_along_axis(M, dims, axis=1)  # noqa: E731
         p_a, p_b = np.einsum("ij,ij->i", sel(mean_a), w), np.einsum("ij,ij->i", sel(mean_b), w)
         theta_p = (p_a + p_b) / 2
-        if self.match == "midpoint":
+        if match == "midpoint":
             return np.column_stack([np.zeros_like(theta_p), np.ones_like(theta_p)]), theta_p
         T = self.class_embeddings_
         v = T[pa] - T[pb]
@@ -339,7 +445,13 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         Decision
         """
         check_is_fitted(self)
-        X = self._check_X(X)
+        return self._decide(self._check_X(X))
+
+    def _check_X(self, X):
+        return validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+
+    def _decide(self, X, norms=None):
+        """:meth:`decide` for trusted ``X`` (see :meth:`statistics`)."""
         C = self.class_embeddings_.shape[0]
         m = C if self.candidates is None else min(self.candidates, C)
         orders = bracket_orders(m, np.random.default_rng(self.seed))
@@ -347,33 +459,39 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         out = {f: np.empty(n, dtype) for f, dtype in _DECISION_DTYPES.items()}
         n_pairs, k = self.pair_dims_.shape
         n_matches = m - 1 if self.tournament == "bracket" else m * (m - 1) // 2
-        # Scoring every pair with one matrix product beats gathering each match's dimensions
-        # while the pairs are few.
-        W = self._dense_weights(X.dtype) if n_pairs * X.shape[1] <= _GATHER_COST * n_matches * k else None
-        width = max(C, X.shape[1], n_pairs if W is not None else max(m, n_matches) * k)
-        for rows in _row_chunks(n, width):
+        # Scoring every pair with one matrix product (beside the class cosines) beats gathering each
+        # match's dimensions while the pairs are few.
+        dense = n_pairs * X.shape[1] <= _GATHER_COST * n_matches * k
+        W = np.vstack([self.class_embeddings_, self._dense_weights()]).astype(X.dtype) if dense else None
+        width = max(C, X.shape[1], C + n_pairs if dense else max(m, n_matches) * k)
+        for rows in row_chunks(n, width):
             chunk = X[rows]
-            cos, norms = self._cosines(X, rows)
-            cands = _top_candidates(cos, m)
-            if W is None:
-                play = lambda r, a, b: self._margins(chunk, norms, cos, r, a, b) >= 0  # noqa: E731
-            elif self.match == "cosine":
-                play = _lookup_play(chunk @ W.T, C)
+            nrm = _norms(chunk) if norms is None else norms[rows]
+            inv = (1 / nrm).astype(X.dtype)[:, None]
+            if dense:
+                scores = chunk @ W.T
+                cos = scores[:, :C] * inv
+                pair_scores = scores[:, C:]
+                if self.match not in (None, "cosine"):
+                    pair_scores = pair_scores * inv - self.pair_offsets_.astype(X.dtype)
+                play = _lookup_play(pair_scores, C)
             else:
-                play = _lookup_play((chunk @ W.T) / norms[:, None] - self.pair_offsets_.astype(X.dtype), C)
+                cos = self._cosines(chunk, nrm)
+                play = lambda r, a, b: self._margins(chunk, nrm, cos, r, a, b) >= 0  # noqa: E731
+            cands = _top_candidates(cos, m)
             if self.tournament == "bracket":
                 winner, runner_up = run_bracket(cands, play, orders)
             else:
                 winner, runner_up = run_round_robin(cands, play, np.take_along_axis(cos, cands, axis=1))
             every = np.arange(winner.size)
             out["pred"][rows] = winner
-            out["confidence"][rows] = self._margins(chunk, norms, cos, every, winner, runner_up)
+            out["confidence"][rows] = self._margins(chunk, nrm, cos, every, winner, runner_up)
             out["baseline_pred"][rows], out["baseline_top_cos"][rows], out["baseline_margin"][rows] = (
                 _top_two(cos)
             )
         return Decision(**out)
 
-    def _dense_weights(self, dtype):
+    def _dense_weights(self):
         """Pair weights scattered to full width: row p scores pair p as ``x @ W[p]``: the seed's margin
         up to a positive factor, or ``|x|`` times the match score before its threshold; fallback pairs
         use the full class embeddings."""
@@ -383,11 +501,11 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         keep = ~self.fallback_pairs_
         selected = np.zeros((int(keep.sum()), T.shape[1]))
         np.put_along_axis(selected, self.pair_dims_[keep], self.pair_weights_[keep], axis=1)
-        if self.match != "cosine":
+        if self.match not in (None, "cosine"):
             alpha, beta = self.pair_scales_[keep].T
             selected = alpha[:, None] * W[keep] + beta[:, None] * selected
         W[keep] = selected
-        return W.astype(dtype)
+        return W
 
     def _margins(self, chunk, norms, cos, rows, a, b):
         """Each match's score for ``a`` over ``b`` (see ``match``); ties favour the lower class.
@@ -399,8 +517,8 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         dims = self.pair_dims_[p]
         xs = chunk[rows[:, None], np.maximum(dims, 0)]
         lo, hi = np.minimum(a, b), np.maximum(a, b)
-        if self.match == "cosine":
-            norm = np.maximum(_row_norms(xs), np.finfo(np.float32).tiny)
+        if self.match in (None, "cosine"):
+            norm = np.maximum(np.sqrt(np.einsum("ij,ij->i", xs, xs)), np.finfo(np.float32).tiny)
             lo_minus_hi = np.einsum("ij,ij->i", xs, self.pair_weights_[p]) / norm
         else:
             alpha, beta = self.pair_scales_[p].T
@@ -427,11 +545,13 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         C = self.class_embeddings_.shape[0]
         a, b = np.triu_indices(C, 1)
         out = np.empty((X.shape[0], a.size), dtype=np.float32)
-        for rows in _row_chunks(X.shape[0], max(a.size * self.pair_dims_.shape[1], X.shape[1])):
-            cos, norms = self._cosines(X, rows)
+        for rows in row_chunks(X.shape[0], max(a.size * self.pair_dims_.shape[1], X.shape[1])):
+            chunk = X[rows]
+            norms = _norms(chunk)
+            cos = self._cosines(chunk, norms)
             n = cos.shape[0]
             r = np.repeat(np.arange(n), a.size)
-            out[rows] = self._margins(X[rows], norms, cos, r, np.tile(a, n), np.tile(b, n)).reshape(n, a.size)
+            out[rows] = self._margins(chunk, norms, cos, r, np.tile(a, n), np.tile(b, n)).reshape(n, a.size)
         return out
 
     def predict(self, X):
@@ -456,6 +576,36 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[baseline_scores(X, self.class_embeddings_)[0]]
 
 
+def _is_unlabeled(y):
+    if y.dtype.kind in "iuf":
+        return y == UNLABELED
+    if y.dtype.kind != "O":
+        return np.zeros(y.shape[0], dtype=bool)
+    return np.array([isinstance(v, (int, np.integer)) and v == UNLABELED for v in y.tolist()], dtype=bool)
+
+
+def _labelled(y):
+    y = np.asarray(y)
+    return y[~_is_unlabeled(y)]
+
+
+def _class_means(stats, classes):
+    """Normalised mean direction of each class's items (keys ``0..len(classes)-1``)."""
+    counts, sums = stats.dense(len(classes))
+    empty = np.flatnonzero(counts == 0)
+    if empty.size:
+        raise ValueError(f"class {classes[empty[0]]!r} has no items; give class_embeddings")
+    return l2_normalize(sums, name="class means")
+
+
+def _norms(X):
+    """Row norms, with 1 for all-zero rows: as in ``sklearn.preprocessing.normalize``, a row with no
+    direction stays zero, so its cosine to every class is 0."""
+    norms = row_norms(X)
+    norms[norms == 0] = 1
+    return norms
+
+
 def check_classes(class_embeddings, class_names, n_features):
     """Validate class embeddings (and names) for ``n_features``-wide items.
 
@@ -468,7 +618,7 @@ def check_classes(class_embeddings, class_names, n_features):
     """
     T = check_array(class_embeddings, dtype=np.float64, input_name="class_embeddings")
     if T.shape[0] < 2:
-        raise ValueError(f"class_embeddings needs at least 2 classes; got {T.shape[0]}")
+        raise ValueError(f"class_embeddings needs at least 2 classes; got {T.shape[0]} class")
     if T.shape[1] != n_features:
         raise ValueError(f"class_embeddings has {T.shape[1]} features, but X has {n_features} features")
     if class_names is None:
@@ -481,7 +631,7 @@ def check_classes(class_embeddings, class_names, n_features):
     return l2_normalize(T, name="class_embeddings"), classes
 
 
-def baseline_scores(X, class_embeddings):
+def baseline_scores(X, class_embeddings, norms=None):
     """Full-embedding cosine baseline: argmax class, top cosine and top-minus-second margin.
 
     ``X`` is used as given (no copy); rows need not be normalised. The class embeddings must be.
@@ -502,8 +652,10 @@ def baseline_scores(X, class_embeddings):
     top = np.empty(n, np.float32)
     margin = np.empty(n, np.float32)
     T = np.asarray(class_embeddings, dtype=X.dtype)
-    for rows in _row_chunks(n, max(T.shape[0], X.shape[1])):
-        pred[rows], top[rows], margin[rows] = _top_two(_cosines(X, rows, T)[0])
+    for rows in row_chunks(n, max(T.shape[0], X.shape[1])):
+        chunk = X[rows]
+        nrm = _norms(chunk) if norms is None else norms[rows]
+        pred[rows], top[rows], margin[rows] = _top_two((chunk @ T.T) / nrm[:, None].astype(X.dtype, copy=False))
     return pred, top, margin
 
 
@@ -524,16 +676,6 @@ def _top_candidates(cos, m):
     return np.take_along_axis(top, order, axis=1)
 
 
-def _cosines(X, rows, T):
-    """Full cosines of ``X[rows]`` to the rows of ``T``, and the rows' norms."""
-    chunk = X[rows]
-    norms = _row_norms(chunk)
-    zero = np.flatnonzero(norms == 0)
-    if zero.size:
-        raise ValueError(f"X has an all-zero row at row {rows.start + zero[0]}")
-    return (chunk @ T.T) / norms[:, None], norms
-
-
 def _lookup_play(pair_scores, n_classes):
     """A match function over precomputed per-pair scores (the lower class wins at ``score >= 0``)."""
 
@@ -551,10 +693,6 @@ _DECISION_DTYPES = {
     "baseline_top_cos": np.float32,
     "baseline_margin": np.float32,
 }
-
-
-def _row_norms(M):
-    return np.sqrt(np.einsum("ij,ij->i", M, M))
 
 
 def _safe_norm(M):

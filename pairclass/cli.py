@@ -1,7 +1,7 @@
 """The ``pairclass`` command line: parse arguments, call one library entry point, print.
 
 Human-readable output (tables, progress, warnings) goes to stderr; stdout carries only data
-(``--json``). Library input errors become one line, ``Error: ...``, and exit code 2.
+(``--json``). Library input errors and usage errors become one line, ``Error: ...``, and exit code 2.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import warnings
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -23,22 +24,46 @@ from rich.table import Table
 from rich.text import Text
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
+from typer._click.exceptions import NoArgsIsHelpError  # typer vendors click; pinned in pyproject
+from typer.core import TyperGroup
 
 from . import __version__
 from .errors import InputError
-from .io import DEFAULT_ID_COL, DEFAULT_VIEWS
+from .io import DEFAULT_BATCH_ROWS, DEFAULT_ID_COL, DEFAULT_VIEWS
 from .methods import DEFAULT_METHOD, METHODS
+
+EXIT_INPUT = 2
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (a bad value, a missing option) as one ``Error:`` line, like every other error."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
+                                **extra)
+        except NoArgsIsHelpError as e:
+            e.show()
+            code = e.exit_code
+        except typer.TyperException as e:
+            print(f"Error: {_one_line(e.format_message())}", file=sys.stderr)
+            code = e.exit_code
+        except typer.Abort:
+            code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
     name="pairclass",
+    cls=OneLineErrors,
     help="Zero-shot product classification over CLIP embeddings, decided pair by pair.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
-
-EXIT_INPUT = 2
 
 
 def library_errors(command):
@@ -81,6 +106,50 @@ def progress_printer(enabled):
     return lambda message: err.log(message)
 
 
+class _RateColumn(ProgressColumn):
+    def render(self, task):
+        return Text(f"{task.speed:,.0f} items/s" if task.speed else "- items/s", style="progress.data.speed")
+
+
+class ScanProgress:
+    """The pipeline's progress: on a terminal, one rich bar per scan with items/s; otherwise one line
+    per scan on stderr (none with ``quiet``)."""
+
+    def __init__(self, quiet=False):
+        self.quiet = quiet
+        self.bar = None
+
+    def start(self, label, total):
+        import time
+
+        self._label, self._total, self._done, self._t = label, total, 0, time.perf_counter()
+        if err.is_terminal and not self.quiet:
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+                                TimeRemainingColumn(), console=err, transient=True)
+            self.bar.start()
+            self._task = self.bar.add_task(label[:60], total=total)
+
+    def advance(self, n):
+        self._done += n
+        if self.bar is not None:
+            self.bar.update(self._task, advance=n)
+
+    def finish(self):
+        import time
+
+        seconds = time.perf_counter() - self._t
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+        if not self.quiet:
+            err.print(f"{self._label}: {self._done:,} items in {seconds:.1f} s "
+                      f"({self._done / max(seconds, 1e-9):,.0f} items/s)", highlight=False)
+
+    def note(self, message):
+        if not self.quiet:
+            err.print(message, highlight=False)
+
+
 def _version(value: bool):
     if value:
         print(f"pairclass {__version__}")
@@ -102,7 +171,7 @@ def _fmt(x):
 
 def render_classify(result):
     """Methods as rows; per-view accuracy and F1 (with labels) and the views' agreement F1."""
-    table = Table(title=f"pairclass classify: {result.n_items} items, {len(result.classes)} classes")
+    table = Table(title=f"pairclass classify: {result.n_items:,} items, {len(result.classes)} classes")
     table.add_column("method")
     has_labels = any("accuracy" in m for m in result.methods.values())
     if has_labels:
@@ -139,10 +208,55 @@ def render_classify(result):
                 )
 
 
+# Options shared by commands.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")]
+IdColOption = Annotated[str, typer.Option(help="Item id column.")]
+ViewsOption = Annotated[
+    Optional[str],
+    typer.Option(help="Embedding columns, comma-separated (one or two). Default: the views 'pairclass embed' "
+                 f"recorded, else {','.join(DEFAULT_VIEWS)}."),
+]
+LabelLevelOption = Annotated[
+    Optional[int], typer.Option(min=0, help="For list-valued labels (category paths): the level to use, 0 = top.")
+]
+KeepColsOption = Annotated[
+    Optional[str], typer.Option(help="Columns to copy into the output (titles, image paths), comma-separated.")
+]
+TUNING = "Tuning"
+SCALE = "Scale"
+
+
+def _views(value):
+    return None if value is None else split_list(value, "column")
+
+
+class Tournament(str, Enum):
+    bracket = "bracket"
+    copeland = "copeland"
+
+
+class Match(str, Enum):
+    cosine = "cosine"
+    midpoint = "midpoint"
+    fisher = "fisher"
+
+
+class ProtoPrior(str, Enum):
+    min_count = "min-count"
+    class_ = "class"
+
+
+class Center(str, Enum):
+    none = "none"
+    balanced = "balanced"
+
+
 @app.command()
 @library_errors
 def classify(
-    embeddings: Annotated[Path, typer.Argument(help="Embedding parquet (SQID layout).")],
+    embeddings: Annotated[
+        str, typer.Argument(help="Embedding parquet (SQID layout): a file, a folder of part files, or a glob.")
+    ],
     classes: Annotated[
         Path,
         typer.Option(
@@ -150,74 +264,103 @@ def classify(
             "embeddings came from 'pairclass embed' (then embedded here with the same model)."
         ),
     ],
-    pairwise: Annotated[
-        bool, typer.Option("--pairwise/--baseline-only", help="Run the pairwise methods, or the baseline only.")
-    ] = True,
     method: Annotated[
         str,
         typer.Option(
             help=f"Comma-separated methods beside the baseline: {', '.join(METHODS)}, or all. "
-            f"The default method ({DEFAULT_METHOD}) is also reported as 'default'."
+            f"The default method ({DEFAULT_METHOD}) is also reported as 'default'. 'baseline' alone runs only it."
         ),
-    ] = f"pairwise,{DEFAULT_METHOD}",
-    views: Annotated[
-        str, typer.Option(help="One or two embedding columns, comma-separated.")
-    ] = ",".join(DEFAULT_VIEWS),
-    id_col: Annotated[str, typer.Option(help="Item id column.")] = DEFAULT_ID_COL,
+    ] = DEFAULT_METHOD,
+    pairwise: Annotated[bool, typer.Option("--pairwise", help="Also run the seed pairwise method.")] = False,
+    views: ViewsOption = None,
+    id_col: IdColOption = DEFAULT_ID_COL,
     label_col: Annotated[Optional[str], typer.Option(help="Catalogue label column: adds accuracy.")] = None,
-    k: Annotated[int, typer.Option(help="Dimensions kept per class pair.")] = 100,
-    cos_min: Annotated[Optional[float], typer.Option(help="Top-cosine cut-off for the pair statistics.")] = None,
-    diff_min: Annotated[float, typer.Option(help="Pair-margin cut-off for the pair statistics.")] = 0.0,
+    label_level: LabelLevelOption = None,
+    keep_cols: KeepColsOption = None,
+    k: Annotated[int, typer.Option(min=1, help="Dimensions kept per class pair.", rich_help_panel=TUNING)] = 100,
+    cos_min: Annotated[
+        Optional[float], typer.Option(min=-1.0, max=1.0, help="Top-cosine cut-off for the pair statistics.",
+                                      rich_help_panel=TUNING)
+    ] = None,
+    diff_min: Annotated[
+        float, typer.Option(min=0.0, help="Pair-margin cut-off for the pair statistics.", rich_help_panel=TUNING)
+    ] = 0.0,
     candidates: Annotated[
-        Optional[int], typer.Option(help="Play each item's top-M classes only (large class lists).")
+        Optional[int], typer.Option(min=2, help="Play each item's top-M classes only (large class lists).",
+                                    rich_help_panel=TUNING)
     ] = None,
     min_count: Annotated[
-        int, typer.Option(help="Fewer confident items than this: full cosine; also the prototype prior, in items.")
+        int, typer.Option(min=2, help="Fewer confident items than this: full cosine; also the prototype prior, "
+                          "in items.", rich_help_panel=TUNING)
     ] = 10,
-    seed: Annotated[int, typer.Option(help="Seed for the bracket order.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for the bracket order.", rich_help_panel=TUNING)] = 0,
     tournament: Annotated[
-        str, typer.Option(help="bracket (knockout, C-1 matches), or copeland (round robin, for small C).")
-    ] = "bracket",
+        Tournament, typer.Option(help="bracket (knockout, C-1 matches), or copeland (round robin, for small C).",
+                                 rich_help_panel=TUNING)
+    ] = Tournament.bracket,
     match: Annotated[
-        Optional[str],
+        Optional[Match],
         typer.Option(
             help="How a pair's match is scored: cosine (the seed's), midpoint (threshold halfway between the "
             "pair's two pseudo-classes) or fisher (the pair's dimensions and the full cosine, each against its "
             "midpoint, weighted by their Fisher discriminants). Default: cosine for pairwise, fisher for the "
-            "methods built on proto."
+            "methods built on proto.", rich_help_panel=TUNING,
         ),
     ] = None,
     proto_prior: Annotated[
-        str,
+        ProtoPrior,
         typer.Option(
             help="What a class embedding is worth against its items' mean in the prototype step (proto and the "
             "methods built on it): min-count (that many items), or class (one average class of the batch: "
-            "safer when a batch holds only a few of the classes, at some accuracy on full catalogues)."
+            "safer when a batch holds only a few of the classes, at some accuracy on full catalogues).",
+            rich_help_panel=TUNING,
         ),
-    ] = "min-count",
+    ] = ProtoPrior.min_count,
     center: Annotated[
-        str,
-        typer.Option(help="none, or balanced: remove the items' class-balanced mean and the classes' mean first."),
-    ] = "none",
+        Center, typer.Option(help="none, or balanced: remove the items' class-balanced mean and the classes' mean "
+                             "first.", rich_help_panel=TUNING)
+    ] = Center.none,
     encoder: Annotated[
         Optional[Path], typer.Option(help="Also classify through a head from 'pairclass train'.")
     ] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Write predictions (parquet, or .csv).")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Write predictions: FILE.parquet, FILE.csv, or DIR/ for part files.")
+    ] = None,
+    batch_rows: Annotated[
+        int, typer.Option(min=1, help="Rows read at a time.", rich_help_panel=SCALE)
+    ] = DEFAULT_BATCH_ROWS,
+    workers: Annotated[
+        Optional[int], typer.Option(min=1, help="Worker threads. Default: the CPU count.", rich_help_panel=SCALE)
+    ] = None,
+    cache_dir: Annotated[
+        Optional[Path], typer.Option(help="Folder for the temporary view cache of multi-scan methods (default: the "
+                                     "system's temporary folder).", rich_help_panel=SCALE)
+    ] = None,
+    cache: Annotated[
+        bool, typer.Option(help="Cache the views after the first scan (--no-cache: re-read the files).",
+                           rich_help_panel=SCALE)
+    ] = True,
+    json_out: JsonOption = False,
 ):
     """Classify items against class embeddings, per view, and report agreement and accuracy.
 
     Example: pairclass classify data/demo.parquet --classes data/demo_classes.parquet
     --views product_name,description --label-col category
     """
+    from .classify import PairwiseClassifier
+    from .engines import LocalEngine
     from .run import run_classify
 
+    methods = split_list(method, "method") + (["pairwise"] if pairwise else [])
+    estimator = PairwiseClassifier(k=k, cos_min=cos_min, diff_min=diff_min, candidates=candidates,
+                                   min_count=min_count, seed=seed, tournament=tournament.value,
+                                   match=None if match is None else match.value)
     result = run_classify(
-        embeddings, classes, views=split_list(views, "column"), id_col=id_col, label_col=label_col,
-        methods=split_list(method, "method"), pairwise=pairwise, k=k, cos_min=cos_min,
-        diff_min=diff_min, candidates=candidates, min_count=min_count, seed=seed, tournament=tournament,
-        match=match, proto_prior=proto_prior, center=center, encoder=encoder, out=out,
-        progress=progress_printer(not json_out),
+        embeddings, classes, estimator=estimator, views=_views(views), id_col=id_col, label_col=label_col,
+        label_level=label_level, keep_cols=split_list(keep_cols, "column") if keep_cols else (), methods=methods,
+        proto_prior=proto_prior.value, center=center.value, encoder=encoder, out=out, keep_predictions=False,
+        batch_rows=batch_rows, cache=cache, cache_dir=cache_dir, engine=LocalEngine(workers),
+        progress=ScanProgress(quiet=json_out),
     )
     for note in result.warnings:
         err.print(f"[yellow]Warning:[/] {note}", highlight=False)
@@ -226,7 +369,7 @@ def classify(
     else:
         render_classify(result)
         if out is not None:
-            err.print(f"wrote {result.n_items} predictions to {out}", highlight=False)
+            err.print(f"wrote {result.n_items:,} predictions to {out}", highlight=False)
 
 # `pairclass embed` and `pairclass embed-classes` (torch is imported only when they run)
 MODEL_HELP = "open_clip model name or model-config JSON (clip); sentence-transformers folder or name (text)."
@@ -241,11 +384,6 @@ def _text_cols(value):
         return items
     pairs = [item.split("=", 1) if "=" in item else (item, item) for item in items]
     return {src.strip(): dst.strip() for src, dst in pairs}
-
-
-class _RateColumn(ProgressColumn):
-    def render(self, task):
-        return Text(f"{task.speed:,.0f} items/s" if task.speed else "- items/s", style="progress.data.speed")
 
 
 @contextlib.contextmanager
@@ -395,15 +533,15 @@ def render_audit(result, top):
 @app.command()
 @library_errors
 def audit(
-    embeddings: Annotated[Path, typer.Argument(help="Embedding parquet (SQID layout) with a label column.")],
+    embeddings: Annotated[
+        str, typer.Argument(help="Embedding parquet (SQID layout) with a label column: a file, a folder or a glob.")
+    ],
     classes: Annotated[
         Path, typer.Option(help="Class embeddings: parquet with 'name' and 'embedding' (see embed-classes).")
     ],
     label_col: Annotated[str, typer.Option(help="Catalogue label column to audit.")],
-    views: Annotated[
-        str, typer.Option(help="Embedding columns, comma-separated; their probabilities are combined.")
-    ] = ",".join(DEFAULT_VIEWS),
-    id_col: Annotated[str, typer.Option(help="Item id column.")] = DEFAULT_ID_COL,
+    views: ViewsOption = None,
+    id_col: IdColOption = DEFAULT_ID_COL,
     prototypes: Annotated[
         str, typer.Option(help="Class embeddings for the pairs: 'labels' (cross-fitted label means plus the "
                           "prompt) or 'text' (the prompts only, zero-shot).")
@@ -427,7 +565,7 @@ def audit(
     from .audit import run_audit
 
     result = run_audit(
-        embeddings, classes, label_col=label_col, views=split_list(views, "column"), id_col=id_col,
+        embeddings, classes, label_col=label_col, views=_views(views), id_col=id_col,
         prototypes=prototypes, rank_by=rank_by, k=k, min_count=min_count, seed=seed, out=out,
         progress=progress_printer(not json_out),
     )

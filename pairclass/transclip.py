@@ -16,9 +16,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .classify import _row_chunks, check_classes, l2_normalize
+from .classify import check_classes, l2_normalize, row_chunks
 
-__all__ = ["TransCLIPClassifier", "transclip_zs", "knn_graph", "auto_temperature"]
+__all__ = ["TransCLIPClassifier", "transclip_zs", "knn_graph", "auto_temperature", "assignments", "update_mixture",
+           "zero_shot_log_proba", "temperature_spread", "anchored_means", "weighted_sums"]
 
 # Constants of the published zero-shot setting.
 _N_CONFIDENT = 8  # items per class whose mean starts that class's Gaussian
@@ -39,7 +40,13 @@ def auto_temperature(X, class_embeddings):
     """
     Xn = l2_normalize(np.asarray(X, dtype=np.float64))
     T = l2_normalize(np.asarray(class_embeddings, dtype=np.float64), name="class_embeddings")
-    return float((Xn @ T.T).std(axis=1).mean())
+    return float(temperature_spread(Xn, T).sum() / Xn.shape[0])
+
+
+def temperature_spread(X, class_embeddings):
+    """Per unit row of ``X``, the standard deviation of its cosines across the classes (float64);
+    their mean is :func:`auto_temperature`."""
+    return _matmul(X, class_embeddings.T).std(axis=1)
 
 
 def knn_graph(X, n_neighbors):
@@ -62,7 +69,7 @@ def knn_graph(X, n_neighbors):
     k = min(n_neighbors, n - 1)
     cols = np.empty((n, k), dtype=np.int64)
     vals = np.empty((n, k), dtype=np.float64)
-    for rows in _row_chunks(n, n):
+    for rows in row_chunks(n, n):
         sim = X[rows] @ X.T
         local = np.arange(sim.shape[0])
         sim[local, rows.start + local] = -np.inf
@@ -100,37 +107,63 @@ def transclip_zs(X, class_embeddings, *, lambda_=1.0, n_neighbors=3, n_iter=10, 
     X = l2_normalize(X)
     T = l2_normalize(np.asarray(class_embeddings, dtype=X.dtype), name="class_embeddings")
     n, d = X.shape
-    log_text = _log_softmax(_matmul(X, T.T) / temperature)
+    log_text = zero_shot_log_proba(X, T, temperature)
     log_prior = lambda_ * log_text
     z = np.exp(log_text)
     laplacian = None
     if n_neighbors:
         W = knn_graph(X, n_neighbors)
         laplacian = (W + W.T).tocsr() / (2 * n_neighbors)
-    # The prior at the class embeddings weighs as many items as mean_prior classes of average size.
     prior_mass = None if mean_prior is None else mean_prior * n / T.shape[0]
-    mu = _initial_means(X, z) if prior_mass is None else _anchored_means(_matmul(z.T, X), T, prior_mass)
+    mu = _initial_means(X, z) if prior_mass is None else anchored_means(weighted_sums(z, X), T, prior_mass)
     var = np.full(d, 1.0 / d)
     sq_sum = np.einsum("ij,ij->j", X, X, dtype=np.float64)
     for step in range(n_iter + 1):
-        log_lik = _log_likelihood(X, mu, var)
-        # Without the graph term a z-step does not depend on z, so one step is the fixed point.
-        for _ in range(_Z_STEPS if laplacian is not None else 1):
-            logits = log_prior + _LIKELIHOOD_SCALE * log_lik
-            z = np.exp(_log_softmax(logits if laplacian is None else logits + laplacian @ z))
+        z = assignments(X, log_prior, mu, var, laplacian, z)
         if step == n_iter:
             break
-        S = _matmul(z.T, X)  # (C, D) assignment-weighted sums
-        mu = _normalize_or_keep(S, mu) if prior_mass is None else _anchored_means(S, T, prior_mass)
-        var = (sq_sum - 2 * np.einsum("cd,cd->d", mu, S) + z.sum(axis=0) @ mu**2) / n
-        var = np.maximum(var, np.finfo(np.float64).eps * var.max())
+        mu, var = update_mixture(weighted_sums(z, X), z.sum(axis=0), sq_sum, n, mu, T, prior_mass)
     return z.argmax(axis=1), z
+
+
+def zero_shot_log_proba(X, class_embeddings, temperature):
+    """``log softmax(cos(x, T) / temperature)`` for unit rows ``X`` and ``class_embeddings``."""
+    return _log_softmax(_matmul(X, class_embeddings.T) / temperature)
+
+
+def assignments(X, log_prior, mu, var, laplacian=None, z=None):
+    """The z-step: ``z_i ∝ prior_i * exp(log p_i / 50 + sum_j L_ij z_j)``, 5 fixed-point steps with
+    the graph term (which reads ``z``); without it one step is the fixed point."""
+    log_lik = _log_likelihood(X, mu, var)
+    for _ in range(_Z_STEPS if laplacian is not None else 1):
+        logits = log_prior + _LIKELIHOOD_SCALE * log_lik
+        z = np.exp(_log_softmax(logits if laplacian is None else logits + laplacian @ z))
+    return z
+
+
+def update_mixture(S, z_sum, sq_sum, n, mu, class_embeddings, prior_mass):
+    """The mean and covariance step from the assignment-weighted sums ``S = z.T @ X`` (C, D), the
+    assignment mass per class ``z_sum`` and the items' per-dimension sum of squares.
+
+    Returns
+    -------
+    mu : ndarray of shape (n_classes, n_features)
+    var : ndarray of shape (n_features,)
+    """
+    mu = _normalize_or_keep(S, mu) if prior_mass is None else anchored_means(S, class_embeddings, prior_mass)
+    var = (sq_sum - 2 * np.einsum("cd,cd->d", mu, S) + z_sum @ mu**2) / n
+    return mu, np.maximum(var, np.finfo(np.float64).eps * var.max())
 
 
 def _matmul(A, B):
     """``A @ B`` in float32 when either operand is float32 (the items' dtype), returned as float64."""
     dtype = np.float32 if np.float32 in (A.dtype, B.dtype) else np.float64
     return (A.astype(dtype, copy=False) @ B.astype(dtype, copy=False)).astype(np.float64, copy=False)
+
+
+def weighted_sums(z, X):
+    """``z.T @ X``: per class, the assignment-weighted sum of the rows (C, D), in float64."""
+    return _matmul(z.T, X)
 
 
 def _log_softmax(logits):
@@ -144,7 +177,7 @@ def _normalize_or_keep(S, previous):
     return np.where(norms > 0, S / np.where(norms > 0, norms, 1), previous)
 
 
-def _anchored_means(S, T, prior_mass):
+def anchored_means(S, T, prior_mass):
     """MAP class means on the sphere: the assignment-weighted sums plus ``prior_mass`` items at the
     class embeddings, normalised."""
     return l2_normalize(S + prior_mass * T, name="anchored class means")
@@ -197,6 +230,10 @@ class TransCLIPClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
+    class_embeddings : array-like of shape (n_classes, n_features)
+        Class (text) embeddings, normalised here.
+    class_names : array-like of shape (n_classes,), default=None
+        Labels returned by ``predict`` (default ``0..n_classes-1``).
     lambda_ : float, default=1.0
         Weight of the KL anchor to the zero-shot prediction (the paper's zero-shot value is 1).
     n_neighbors : int, default=3
@@ -236,11 +273,13 @@ class TransCLIPClassifier(ClassifierMixin, BaseEstimator):
     Examples
     --------
     >>> X = np.array([[1.0, 0.1], [0.9, 0.3], [0.2, 1.0], [0.1, 0.9]])
-    >>> TransCLIPClassifier(n_neighbors=1).fit(X, np.eye(2)).predict(X).tolist()
+    >>> TransCLIPClassifier(np.eye(2), n_neighbors=1).fit(X).predict(X).tolist()
     [0, 0, 1, 1]
     """
 
     _parameter_constraints: dict = {
+        "class_embeddings": ["array-like"],
+        "class_names": ["array-like", None],
         "lambda_": [Interval(Real, 0, None, closed="left")],
         "n_neighbors": [Interval(Integral, 0, None, closed="left")],
         "n_iter": [Interval(Integral, 0, None, closed="left")],
@@ -249,7 +288,10 @@ class TransCLIPClassifier(ClassifierMixin, BaseEstimator):
         "seed": ["random_state"],
     }
 
-    def __init__(self, *, lambda_=1.0, n_neighbors=3, n_iter=10, temperature="auto", mean_prior=None, seed=0):
+    def __init__(self, class_embeddings, *, class_names=None, lambda_=1.0, n_neighbors=3, n_iter=10,
+                 temperature="auto", mean_prior=None, seed=0):
+        self.class_embeddings = class_embeddings
+        self.class_names = class_names
         self.lambda_ = lambda_
         self.n_neighbors = n_neighbors
         self.n_iter = n_iter
@@ -258,14 +300,13 @@ class TransCLIPClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, class_embeddings, *, class_names=None):
-        """Solve TransCLIP-ZS on the items ``X``.
+    def fit(self, X, y=None):
+        """Solve TransCLIP-ZS on the items ``X`` (zero-shot: ``y`` is not used).
 
         Parameters
         ----------
         X : array-like of shape (n_items, n_features)
-        class_embeddings : array-like of shape (n_classes, n_features)
-        class_names : array-like of shape (n_classes,), default=None
+        y : None
 
         Returns
         -------
@@ -274,7 +315,7 @@ class TransCLIPClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, reset=True, dtype=[np.float32, np.float64])
         if X.shape[0] < 2:
             raise ValueError(f"TransCLIP-ZS needs at least 2 items; got {X.shape[0]}")
-        self.class_embeddings_, self.classes_ = check_classes(class_embeddings, class_names, X.shape[1])
+        self.class_embeddings_, self.classes_ = check_classes(self.class_embeddings, self.class_names, X.shape[1])
         self._fit_X = X
         self.temperature_, self.assignments_ = self._solve(X)
         return self
@@ -310,4 +351,5 @@ class TransCLIPClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_items,)
         """
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        pred = self.predict_proba(X).argmax(axis=1)
+        return self.classes_[pred]

@@ -42,3 +42,25 @@ def make_files(tmp_path):
         return emb, cls
 
     return make
+
+
+def predictions(table, method, views):
+    """``{view: class indices}`` of ``method`` from a predictions table (joint methods: one column)."""
+    out = {}
+    for v in views:
+        name = f"{method}__pred" if f"{method}__pred" in table.column_names else f"{v}__{method}__pred"
+        out[v] = np.asarray(table.column(name).combine_chunks().indices)
+    return out
+
+
+def run_methods(views, T, methods, estimator=None, labels=None, batch_rows=10_000, **options):
+    """Run the pipeline on arrays; returns ``(outcome, {method: {view: class indices}})``."""
+    from pairclass import PairwiseClassifier
+    from pairclass.io import ArraySource, MemorySink
+    from pairclass.pipeline import classify
+
+    sink = MemorySink()
+    names = [f"class {i}" for i in range(len(T))]
+    source = ArraySource(views, labels=None if labels is None else [names[i] for i in labels], batch_rows=batch_rows)
+    outcome = classify(source, estimator or PairwiseClassifier(), T, names, methods=methods, sink=sink, **options)
+    return outcome, {m: predictions(sink.table, m, list(views)) for m in outcome.methods if m != "default"}

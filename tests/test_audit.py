@@ -43,7 +43,7 @@ def write_files(tmp_path, views, T, given, *, label_col="category", names=None):
 def test_pair_scores_are_the_least_squares_potential_of_the_margins():
     views, T, _, _, _ = noisy_items()
     X = views["image"]
-    clf = PairwiseClassifier(k=8, min_count=5).fit(X, T)
+    clf = PairwiseClassifier(T, k=8, min_count=5).fit(X)
     s = pair_scores(clf, X[:20])
     margins = clf.pair_margins(X[:20])
     C = T.shape[0]

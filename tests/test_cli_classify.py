@@ -7,11 +7,11 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from pairclass import run_classify
+from pairclass import PairwiseClassifier, run_classify
 from pairclass.cli import app
 from pairclass.methods import DEFAULT_METHOD
 
-from conftest import embedding_array
+from conftest import embedding_array, run_methods
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,10 +25,11 @@ def test_json_summary_matches_library(make_files, tmp_path):
     emb, cls = make_files()
     out = tmp_path / "preds.parquet"
     result = invoke("classify", emb, "--classes", cls, "--label-col", "category", "--k", 4,
-                    "--min-count", 3, "--out", out, "--json")
+                    "--min-count", 3, "--pairwise", "--out", out, "--json")
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
-    lib = run_classify(emb, cls, label_col="category", k=4, min_count=3)
+    lib = run_classify(emb, cls, label_col="category", estimator=PairwiseClassifier(k=4, min_count=3),
+                       methods=[DEFAULT_METHOD, "pairwise"])
     assert summary == json.loads(json.dumps(lib.to_json()))
     assert summary["n_items"] == 90
     assert summary["views"] == ["clip_image_features", "clip_text_features"]
@@ -65,10 +66,12 @@ def test_table_output_and_single_view(make_files):
     assert "agreement" in result.stderr and "per-class F1" in result.stderr
 
 
-def test_baseline_only(make_files):
+def test_method_baseline_runs_only_the_baseline(make_files):
     emb, cls = make_files()
-    result = invoke("classify", emb, "--classes", cls, "--baseline-only", "--json")
-    assert list(json.loads(result.stdout)["methods"]) == ["baseline"]
+    result = invoke("classify", emb, "--classes", cls, "--method", "baseline", "--json")
+    summary = json.loads(result.stdout)
+    assert list(summary["methods"]) == ["baseline"]
+    assert summary["diagnostics"]["n_scans"] == 1 and summary["diagnostics"]["fallback_pairs"] == {}
 
 
 def test_csv_output(make_files, tmp_path):
@@ -139,7 +142,10 @@ def test_bad_inputs_exit_2(tmp_path):
         "(columns: product_id, clip_image_features, clip_text_features)",
         (emb, cls, ("--label-col", "category")): f"{emb}: category: column not found "
         "(columns: product_id, clip_image_features, clip_text_features)",
-        (emb, cls, ("--k", "0")): "The 'k' parameter of PairwiseClassifier must be an int in the range [1, inf). Got 0 instead.",
+        (emb, cls, ("--k", "0")): "Invalid value for '--k': Input should be greater than or equal to 1",
+        (emb, cls, ("--k", "abc")): "Invalid value for '--k': Input should be a valid integer, unable to parse "
+        "string as an integer",
+        (emb, cls, ("--views", ",")): "Invalid value: give at least one column",
     }
     for (e, c, extra), line in cases.items():
         result = invoke("classify", e, "--classes", c, *extra)
@@ -222,12 +228,12 @@ def test_tournament_option_reaches_the_classifier(tmp_path, make_files):
     got = classify_preds(emb, cls, tmp_path / "pred.parquet", "--tournament", "copeland")
     views, T, names = read_fixture(emb, cls)
     X = views["clip_image_features"]
-    expected = PairwiseClassifier(k=4, min_count=3, tournament="copeland").fit(X, T).predict(X)
-    assert (expected != PairwiseClassifier(k=4, min_count=3).fit(X, T).predict(X)).any()
+    expected = PairwiseClassifier(T, k=4, min_count=3, tournament="copeland").fit(X).predict(X)
+    assert (expected != PairwiseClassifier(T, k=4, min_count=3).fit(X).predict(X)).any()
     assert got["clip_image_features"] == names[expected].tolist()
 
-    assert rejected("classify", emb, "--classes", cls, "--tournament", "league").startswith(
-        "Error: The 'tournament' parameter of PairwiseClassifier must be a str among")
+    assert rejected("classify", emb, "--classes", cls, "--tournament", "league") == (
+        "Error: Invalid value for '--tournament': Value error, 'league' is not one of 'bracket', 'copeland'.\n")
 
 
 def test_match_option_reaches_the_classifier(tmp_path, make_files):
@@ -236,30 +242,29 @@ def test_match_option_reaches_the_classifier(tmp_path, make_files):
     emb, cls = make_files(n_classes=5)
     views, T, names = read_fixture(emb, cls)
     X = views["clip_image_features"]
-    seed = PairwiseClassifier(k=4, min_count=3).fit(X, T).predict(X)
-    fisher = PairwiseClassifier(k=4, min_count=3, match="fisher").fit(X, T).predict(X)
+    seed = PairwiseClassifier(T, k=4, min_count=3).fit(X).predict(X)
+    fisher = PairwiseClassifier(T, k=4, min_count=3, match="fisher").fit(X).predict(X)
     assert (seed != fisher).any()
     for option, expected in ((), seed), (("--match", "fisher"), fisher):
         got = classify_preds(emb, cls, tmp_path / f"pred{len(option)}.parquet", *option)
         assert got["clip_image_features"] == names[expected].tolist()
 
     assert rejected("classify", emb, "--classes", cls, "--match", "median").startswith(
-        "Error: The 'match' parameter of PairwiseClassifier must be a str among")
+        "Error: Invalid value for '--match': Value error, 'median' is not one of 'cosine'")
 
 
 def test_proto_prior_option_reaches_the_methods(tmp_path, make_files):
     from pairclass.classify import l2_normalize
-    from pairclass.methods import run_method
 
     emb, cls = make_files(n_classes=3)
     views, T, names = read_fixture(emb, cls)
-    T = l2_normalize(T)
     got = {}
     for prior in ("min-count", "class"):
         got[prior] = classify_preds(emb, cls, tmp_path / f"{prior}.parquet", "--proto-prior", prior, method="proto")
-        expected = run_method("proto", views, T, dict(k=4, min_count=3, proto_prior=prior)).pred
+        expected = run_methods(views, l2_normalize(T), ["proto"], PairwiseClassifier(k=4, min_count=3),
+                               proto_prior=prior)[1]["proto"]
         assert got[prior] == {v: names[p].tolist() for v, p in expected.items()}
     assert got["min-count"] != got["class"]
 
     assert rejected("classify", tmp_path / "missing.parquet", "--classes", cls, "--proto-prior", "items") == (
-        "Error: unknown prototype prior 'items'; choose from min-count, class\n")
+        "Error: Invalid value for '--proto-prior': Value error, 'items' is not one of 'min-count', 'class'.\n")

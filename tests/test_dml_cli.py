@@ -108,7 +108,7 @@ def test_classify_with_encoder_reports_encoded_methods(tmp_path):
     assert invoke("train", emb, "--label-col", "category", "--dim", 16, "--epochs", 10, "--lr", 1e-3,
                   "--batch-size", 64, "--device", "cpu", "--out", enc).exit_code == 0
     result = invoke("classify", emb, "--classes", cls, "--views", "clip_image_features",
-                    "--label-col", "category", "--encoder", enc, "--min-count", 3, "--json")
+                    "--label-col", "category", "--encoder", enc, "--min-count", 3, "--pairwise", "--json")
     assert result.exit_code == 0, result.stderr
     methods = json.loads(result.stdout)["methods"]
     assert {"baseline", "pairwise", "baseline+encoder", "pairwise+encoder"} <= set(methods)

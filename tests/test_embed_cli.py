@@ -139,14 +139,15 @@ def test_bad_inputs_exit_2(tmp_path, setup, args, line):
 
 
 def test_embedded_items_classify_with_the_library(tmp_path):
-    from pairclass import run_classify
+    from pairclass import PairwiseClassifier, run_classify
 
     manifest = write_catalogue(tmp_path, 8)
     enc = load_clip(str(TINY_CONFIG), device="cpu")
     run_embed(manifest, tmp_path / "e.parquet", encoder=enc, workers=0, keep_cols=["label"])
     (tmp_path / "c.txt").write_text("shirt\nshoe\nhat\n")
     run_embed_classes(tmp_path / "c.txt", tmp_path / "c.parquet", encoder=enc, templates=["a {}", "{}"])
-    result = run_classify(tmp_path / "e.parquet", tmp_path / "c.parquet", label_col="label", min_count=2)
+    result = run_classify(tmp_path / "e.parquet", tmp_path / "c.parquet", label_col="label",
+                          estimator=PairwiseClassifier(min_count=2))
     assert result.n_items == 8
     table = pq.read_table(tmp_path / "e.parquet")
     T = np.asarray(pq.read_table(tmp_path / "c.parquet").column("embedding").to_pylist())

@@ -89,7 +89,7 @@ def test_no_neighbours_builds_no_graph(monkeypatch):
 
     monkeypatch.setattr(pairclass.transclip, "knn_graph", quadratic)
     X, T, labels = shifted_problem(seed=9)
-    pred = TransCLIPClassifier(n_neighbors=0, mean_prior=1.0).fit(X, T).predict(X)
+    pred = TransCLIPClassifier(T, n_neighbors=0, mean_prior=1.0).fit(X).predict(X)
     assert np.mean(pred == labels) > np.mean((X @ T.T).argmax(axis=1) == labels)
 
 
@@ -115,10 +115,10 @@ def test_mean_prior_keeps_an_absent_class_at_its_embedding(monkeypatch, seed):
     monkeypatch.setattr(
         pairclass.transclip, "_log_likelihood", lambda X, mu, var: seen.append(mu) or original(X, mu, var)
     )
-    TransCLIPClassifier(mean_prior=1.0).fit(X, T)
+    TransCLIPClassifier(T, mean_prior=1.0).fit(X)
     anchored = seen[-1][1]
     seen.clear()
-    TransCLIPClassifier().fit(X, T)
+    TransCLIPClassifier(T).fit(X)
     published = seen[-1][1]
     cluster = _unit(X[labels == 0].mean(axis=0, keepdims=True))[0]
     assert anchored @ T[1] > 0.95
@@ -141,9 +141,9 @@ def test_knn_graph_matches_brute_force_across_chunks(monkeypatch):
 
 def test_deterministic_and_seed_free():
     X, T, _ = shifted_problem(seed=4)
-    a = TransCLIPClassifier(seed=0).fit(X, T).predict_proba(X)
-    b = TransCLIPClassifier(seed=0).fit(X, T).predict_proba(X)
-    c = TransCLIPClassifier(seed=123).fit(X, T).predict_proba(X)
+    a = TransCLIPClassifier(T, seed=0).fit(X).predict_proba(X)
+    b = TransCLIPClassifier(T, seed=0).fit(X).predict_proba(X)
+    c = TransCLIPClassifier(T, seed=123).fit(X).predict_proba(X)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a, c)
 
@@ -151,8 +151,8 @@ def test_deterministic_and_seed_free():
 def test_invariant_to_item_order():
     X, T, _ = shifted_problem(seed=5)
     perm = np.random.default_rng(0).permutation(X.shape[0])
-    proba = TransCLIPClassifier().fit(X, T).predict_proba(X)
-    proba_perm = TransCLIPClassifier().fit(X[perm], T).predict_proba(X[perm])
+    proba = TransCLIPClassifier(T).fit(X).predict_proba(X)
+    proba_perm = TransCLIPClassifier(T).fit(X[perm]).predict_proba(X[perm])
     back = np.empty_like(proba_perm)
     back[perm] = proba_perm
     np.testing.assert_allclose(back, proba, rtol=1e-5, atol=1e-9)
@@ -162,22 +162,22 @@ def test_invariant_to_item_order():
 def test_beats_zero_shot_when_text_embeddings_are_off_centre(seed):
     X, T, labels = shifted_problem(seed=seed)
     zero_shot = np.mean((X @ T.T).argmax(axis=1) == labels)
-    transductive = np.mean(TransCLIPClassifier().fit(X, T).predict(X) == labels)
+    transductive = np.mean(TransCLIPClassifier(T).fit(X).predict(X) == labels)
     assert zero_shot < 0.85
     assert transductive >= zero_shot + 0.05
 
 
 def test_strong_anchor_keeps_zero_shot_decision():
     X, T, _ = shifted_problem(seed=6)
-    pred = TransCLIPClassifier(lambda_=1e4, temperature=0.01).fit(X, T).predict(X)
+    pred = TransCLIPClassifier(T, lambda_=1e4, temperature=0.01).fit(X).predict(X)
     np.testing.assert_array_equal(pred, (X @ T.T).argmax(axis=1))
 
 
 def test_class_names_and_new_batch_is_solved_afresh():
     X, T, _ = shifted_problem(seed=7)
     names = np.array(["a", "b", "c", "d", "e"])
-    clf = TransCLIPClassifier().fit(X[:300], T, class_names=names)
-    fresh = TransCLIPClassifier().fit(X[300:], T, class_names=names)
+    clf = TransCLIPClassifier(T, class_names=names).fit(X[:300])
+    fresh = TransCLIPClassifier(T, class_names=names).fit(X[300:])
     np.testing.assert_array_equal(clf.predict(X[300:]), fresh.predict(X[300:]))
     assert set(clf.predict(X[:300])) <= set(names)
     assert clf.assignments_.shape == (300, 5)
@@ -185,10 +185,10 @@ def test_class_names_and_new_batch_is_solved_afresh():
 
 def test_auto_temperature_is_mean_cosine_spread():
     X, T, _ = shifted_problem(seed=8)
-    clf = TransCLIPClassifier().fit(X, T)
+    clf = TransCLIPClassifier(T).fit(X)
     assert clf.temperature_ == pytest.approx(np.mean(np.std(X @ T.T, axis=1)))
     assert auto_temperature(X, T) == pytest.approx(clf.temperature_)
-    assert TransCLIPClassifier(temperature=0.01).fit(X, T).temperature_ == 0.01
+    assert TransCLIPClassifier(T, temperature=0.01).fit(X).temperature_ == 0.01
 
 
 @pytest.mark.parametrize(
@@ -199,16 +199,16 @@ def test_auto_temperature_is_mean_cosine_spread():
 def test_bad_params_raise(params):
     X, T, _ = shifted_problem(n=20)
     with pytest.raises(InvalidParameterError):
-        TransCLIPClassifier(**params).fit(X, T)
+        TransCLIPClassifier(T, **params).fit(X)
 
 
 def test_bad_inputs_raise():
     X, T, _ = shifted_problem(n=20)
     with pytest.raises(ValueError, match="class_embeddings has 31 features, but X has 32 features"):
-        TransCLIPClassifier().fit(X, T[:, :31])
+        TransCLIPClassifier(T[:, :31]).fit(X)
     with pytest.raises(ValueError, match="at least 2 classes; got 1"):
-        TransCLIPClassifier().fit(X, T[:1])
+        TransCLIPClassifier(T[:1]).fit(X)
     with pytest.raises(ValueError, match="class_names has duplicates"):
-        TransCLIPClassifier().fit(X, T, class_names=["a", "a", "b", "c", "d"])
+        TransCLIPClassifier(T, class_names=["a", "a", "b", "c", "d"]).fit(X)
     with pytest.raises(ValueError, match="expecting 32"):
-        TransCLIPClassifier().fit(X, T).predict(X[:, :31])
+        TransCLIPClassifier(T).fit(X).predict(X[:, :31])

@@ -11,7 +11,7 @@ import torch
 from ..classify import PairwiseClassifier
 from ..errors import InputError, input_error
 from ..io import DEFAULT_ID_COL, DEFAULT_VIEWS, read_embeddings, read_lines
-from ..run import load_class_embeddings
+from ..classes import load_class_embeddings
 from .evaluate import evaluate_encoder
 from .io import load_encoder, save_encoder
 from .losses import LOSSES, build_loss
@@ -101,7 +101,7 @@ def pseudo_labels(X, classes_path, *, seed=0, metadata=None):
     """
     classes = load_class_embeddings(classes_path, X.shape[1], against="the embeddings", metadata=metadata)
     names = np.asarray(classes.names, dtype=object)
-    decision = PairwiseClassifier(seed=seed).fit(X, classes.embeddings).decide(X)
+    decision = PairwiseClassifier(classes.embeddings, seed=seed).fit(X).decide(X)
     confident = decision.pred == decision.baseline_pred
     for c in np.unique(decision.pred[confident]):
         members = confident & (decision.pred == c)

@@ -1,0 +1,78 @@
+"""Classification methods, each a plan of passes over the items (see :mod:`.passes`).
+
+:data:`METHODS` is the registry, the way open_clip keeps its model configs: a method's name maps to
+its plan and to what the pipeline needs to know about it. Every plan is built from a
+:class:`~.pairwise.Context`: the estimator whose parameters are the settings, the class
+embeddings, the views.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import InputError
+from . import mixture, pairwise
+from .pairwise import Context
+from .passes import Pass, Predict, Rows, merge
+from .prototypes import PROTO_PRIORS, recognised_classes, refine_class_embeddings
+
+__all__ = [
+    "METHODS", "DEFAULT_METHOD", "Method", "Context", "Pass", "Predict", "Rows", "merge", "PROTO_PRIORS",
+    "recognised_classes", "refine_class_embeddings", "resolve_methods",
+]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registry entry.
+
+    Attributes
+    ----------
+    plan : callable
+        ``plan(context)``: a generator of passes that returns the last scan's :class:`Predict`.
+    summary : str
+        One line for help texts.
+    max_items : int or None
+        Items the method can hold in memory; None streams any number.
+    pairs : bool
+        Whether its predictions come from pairwise classifiers (it reports fallback pairs).
+    """
+
+    plan: Callable
+    summary: str
+    max_items: int | None = None
+    pairs: bool = True
+
+
+METHODS = {
+    "baseline": Method(pairwise.baseline, "full-embedding cosine argmax", pairs=False),
+    "pairwise": Method(pairwise.pairwise, "the seed: a bracket of matches on each pair's dimensions"),
+    "proto": Method(pairwise.proto, "pairwise, class embeddings moved towards their items, pairwise again"),
+    "cotrain": Method(pairwise.cotrain, "proto, learning only from the items on which the two views agree"),
+    "joint": Method(pairwise.joint, "proto on both views side by side: one label per item"),
+    "transclip": Method(mixture.transclip, "TransCLIP-ZS, the transductive peer (in memory)",
+                        max_items=mixture.IN_MEMORY_LIMIT, pairs=False),
+    "cotrain_transclip": Method(mixture.cotrain_transclip, "TransCLIP-ZS anchored to cotrain's class embeddings "
+                                "(in memory)", max_items=mixture.IN_MEMORY_LIMIT, pairs=False),
+    "cotrain_gmm": Method(mixture.cotrain_gmm, "TransCLIP's mixture without its graph, anchored to cotrain's "
+                          "class embeddings", pairs=False),
+}
+DEFAULT_METHOD = "cotrain"
+
+
+def resolve_methods(methods):
+    """The methods to run, in registry order, the baseline always first (``all``: every method).
+
+    Examples
+    --------
+    >>> resolve_methods(["joint", "pairwise"])
+    ['baseline', 'pairwise', 'joint']
+    >>> resolve_methods(["baseline"])
+    ['baseline']
+    """
+    asked = set(METHODS) if "all" in methods else set(methods)
+    unknown = sorted(asked - set(METHODS))
+    if unknown:
+        raise InputError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)} or all")
+    return [m for m in METHODS if m in asked or m == "baseline"]

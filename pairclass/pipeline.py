@@ -1,0 +1,406 @@
+"""Run methods' plans over a source with an engine: scans, streamed metrics, a sink.
+
+Data flows one way: source -> batches -> passes of mergeable statistics -> predictions -> metrics
+and sink. All the methods asked for advance in lockstep, one scan per round of passes, so a run
+reads the items as often as its longest plan needs (the baseline and the last pass of every method
+share the final scan). The first scan of a run with several keeps the validated views in a local
+cache (:class:`~pairclass.io.ViewCache`), so later scans skip the parquet decode.
+
+Memory stays flat in the number of items: a scan holds a few batches, the plans hold class-sized
+state, the metrics are confusion matrices, and the output streams to the sink. Duplicate ids are
+found with 8 bytes per item (a hash).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .center import balanced_mean, baseline_sums, center_rows, centred_class_embeddings, check_center
+from .classify import l2_normalize
+from .errors import InputError
+from .io import ViewCache
+from .methods import DEFAULT_METHOD, METHODS, Context, Predict, resolve_methods
+from .methods.prototypes import PROTO_PRIORS
+from .metrics import Confusion, hollow_agreement
+
+__all__ = ["Outcome", "LogProgress", "classify"]
+
+log = logging.getLogger("pairclass")
+
+
+class LogProgress:
+    """Progress as one log line per scan (``logging.getLogger("pairclass")``, level INFO)."""
+
+    def start(self, label, total):
+        self._label, self._t, self._done = label, time.perf_counter(), 0
+
+    def advance(self, n):
+        self._done += n
+
+    def finish(self):
+        seconds = time.perf_counter() - self._t
+        log.info("%s: %s items in %.1f s (%s items/s)", self._label, f"{self._done:,}", seconds,
+                 f"{self._done / max(seconds, 1e-9):,.0f}")
+
+    def note(self, message):
+        log.info("%s", message)
+
+
+@dataclass
+class Outcome:
+    """What :func:`classify` measured.
+
+    Attributes
+    ----------
+    n_items : int
+    views : list of str
+    classes : list of str
+    methods : dict
+        ``{name: {"agreement_f1": float or None, "accuracy": {view: x}, "f1": {view: x}}}``;
+        accuracy and F1 only with labels. The default method appears again as ``"default"``.
+    per_class : list of dict
+        With labels: per class its support and F1 per ``"method/view"``.
+    diagnostics : dict
+        ``n_pairs``, ``fallback_pairs`` (per method and view), ``n_labelled``, ``n_unlabelled``,
+        ``n_scans``.
+    warnings : list of str
+    label_confusion : dict
+        ``{(method, view): Confusion}`` of labels (rows; the last row: labels not among the
+        classes) against predictions; empty without labels.
+    view_agreement : dict
+        ``{method: Confusion}`` of the second view's predictions (rows) against the first's.
+    predicted_counts : dict
+        ``{(method, view): ndarray (n_classes,)}``.
+    """
+
+    n_items: int
+    views: list
+    classes: list
+    methods: dict
+    per_class: list = field(default_factory=list)
+    diagnostics: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+    label_confusion: dict = field(default_factory=dict)
+    view_agreement: dict = field(default_factory=dict)
+    predicted_counts: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Space:
+    """Where a group of plans classify: the class embeddings and how a batch's views are made."""
+
+    suffix: str
+    class_embeddings: np.ndarray
+    transform: object = None
+
+    def batch(self, batch):
+        if self.transform is None:
+            return batch
+        return batch.with_views(self.suffix or "centred", self.transform)
+
+
+@dataclass
+class _Stage:
+    name: str
+    space: _Space
+    plan: object
+    request: object
+
+
+@dataclass(frozen=True)
+class _Hashes:
+    """Item-id hashes, concatenated by ``+`` (8 bytes per item, for the duplicate check)."""
+
+    parts: tuple
+
+    def __add__(self, other):
+        return _Hashes(self.parts + other.parts)
+
+
+def _hash_ids(ids):
+    import pandas as pd
+
+    return pd.util.hash_array(ids.to_numpy(zero_copy_only=False))
+
+
+def classify(source, estimator, class_embeddings, class_names, *, methods=(DEFAULT_METHOD,),
+             proto_prior="min-count", center="none", encoder=None, sink=None, engine=None, cache=True,
+             cache_dir=None, progress=None):
+    """Classify every item of ``source`` with each method, per view, and score the predictions.
+
+    Parameters
+    ----------
+    source : ParquetSource or ArraySource
+    estimator : PairwiseClassifier
+        Its parameters are the settings of every pairwise classifier the methods make.
+    class_embeddings : ndarray of shape (n_classes, n_features)
+    class_names : sequence of str
+    methods : sequence of str
+        Names from :data:`pairclass.methods.METHODS` (or ``"all"``); the baseline always runs.
+    proto_prior : {"min-count", "class"}
+        What a class embedding weighs in the prototype step of the methods built on ``proto``.
+    center : {"none", "balanced"}
+        ``"balanced"`` runs every method on balanced-centred items and centred class embeddings
+        (one more scan, see :mod:`pairclass.center`).
+    encoder : object with ``transform(X)``, optional
+        A metric-learning head: ``baseline+encoder`` and ``pairwise+encoder`` classify through it
+        (applied to the uncentred embeddings).
+    sink : FileSink, DatasetSink or MemorySink, optional
+        Where each item's row goes; committed only when the whole run succeeded.
+    engine : LocalEngine, optional
+    cache : bool
+        Keep the first scan's views for the later scans (:class:`~pairclass.io.ViewCache`).
+    cache_dir : path-like, optional
+        Where the cache lives while the run lasts (default: the system's temporary folder).
+    progress : LogProgress-like, optional
+
+    Returns
+    -------
+    Outcome
+    """
+    from .engines import LocalEngine
+
+    names = list(class_names)
+    check_center(center)
+    if proto_prior not in PROTO_PRIORS:
+        raise InputError(f"unknown prototype prior {proto_prior!r}; choose from {', '.join(PROTO_PRIORS)}")
+    run = resolve_methods(methods)
+    _check_sizes(run, source)
+    T = l2_normalize(np.asarray(class_embeddings, dtype=np.float64), name="class embeddings")
+    if T.shape[1] != source.dim:
+        raise InputError(f"class embeddings have dimension {T.shape[1]}, the items {source.dim}")
+    if len(names) != T.shape[0]:
+        raise InputError(f"{len(names)} class names for {T.shape[0]} class embeddings")
+    engine = engine or LocalEngine()
+    progress = progress or LogProgress()
+    views = list(source.views)
+    base = _Space("", centred_class_embeddings(T) if center == "balanced" else T)
+    spaces = [(base, run)]
+    if encoder is not None:
+        encoded = l2_normalize(np.asarray(encoder.transform(T.astype(np.float32)), dtype=np.float64))
+        spaces.append((_Space("+encoder", encoded, lambda b: {v: encoder.transform(b.x(v)) for v in views}),
+                       [m for m in run if m in ("baseline", "pairwise")]))
+    stages = []
+    for space, names_in in spaces:
+        for method in names_in:
+            plan = METHODS[method].plan(Context(estimator, space.class_embeddings, views, proto_prior=proto_prior))
+            stages.append(_Stage(method + space.suffix, space, plan, _advance(plan, None)))
+
+    scans = _Scans(source, engine, progress, cache, cache_dir)
+    try:
+        if center == "balanced":
+            stats = scans.run("balanced centring", lambda b: {v: baseline_sums(b.x(v), T, b.norms(v)) for v in views})
+            means = {v: balanced_mean(stats[v], T.shape[0]) for v in views}
+            base.transform = lambda b: {v: center_rows(b.x(v), means[v], b.norms(v), first_row=b.start)
+                                        for v in views}
+        while any(not isinstance(s.request, Predict) for s in stages):
+            active = [s for s in stages if not isinstance(s.request, Predict)]
+            label = " · ".join(dict.fromkeys(f"{s.name}: {s.request.label}" for s in active))
+            results = scans.run(label, lambda b, active=active: tuple(s.request.map(s.space.batch(b)) for s in active))
+            for stage, result in zip(active, results):
+                stage.request = _advance(stage.plan, result)
+        outcome = _final_scan(scans, stages, source, views, names, sink)
+        if sink is not None:
+            sink.commit()
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+    finally:
+        scans.close()
+    outcome.diagnostics["n_scans"] = scans.count
+    return outcome
+
+
+def _advance(plan, result):
+    """The plan's next request: a Pass, or its Predict once it has no more passes."""
+    try:
+        return next(plan) if result is None else plan.send(result)
+    except StopIteration as done:
+        return done.value
+
+
+def _check_sizes(run, source):
+    for method in run:
+        limit = METHODS[method].max_items
+        if limit is not None and source.n_rows > limit:
+            streaming = ", ".join(m for m, spec in METHODS.items() if spec.max_items is None)
+            raise InputError(f"{method} holds every item in memory and is limited to {limit:,} items; this source "
+                             f"has {source.n_rows:,}; use a streaming method ({streaming})")
+
+
+class _Scans:
+    """The run's scans: the first reads the source (and fills the cache, the duplicate-id check);
+    the later ones read the cache."""
+
+    def __init__(self, source, engine, progress, cache, cache_dir):
+        self.source, self.engine, self.progress = source, engine, progress
+        self.use_cache, self.cache_dir = cache and hasattr(source, "files") and bool(source.files), cache_dir
+        self.cache = None
+        self.count = 0
+
+    def run(self, label, fn, *, last=False, on_result=None):
+        """One scan of ``fn(batch)`` (statistics merged); ``last``: no scan follows."""
+        self.count += 1
+        first = self.count == 1
+        batches = self.source.batches() if first or self.cache is None else self.cache.batches()
+        on_batch = None
+        if first and self.use_cache and not last:
+            self.cache = ViewCache(self.cache_dir)
+            on_batch = self.cache.write
+
+        def work(batch):
+            out = fn(batch)
+            stats, output = out if on_result is not None else (out, None)
+            return (stats, _Hashes((_hash_ids(batch.ids),)) if first else None), output
+
+        def result(batch, output):
+            self.progress.advance(batch.n)
+            if on_result is not None:
+                on_result(batch, output)
+
+        self.progress.start(f"scan {self.count}: {label}", self.source.n_rows)
+        stats, hashes = self.engine.scan(batches, work, on_batch=on_batch, on_result=result)
+        self.progress.finish()
+        if first:
+            if hashes is None:
+                raise InputError(f"{self.source.path}: no rows")
+            if self.cache is not None:
+                self.cache.finish()
+            self._check_unique(hashes)
+        return stats
+
+    def _check_unique(self, hashes):
+        h = np.sort(np.concatenate(hashes.parts))
+        dup = h[1:] == h[:-1]
+        if dup.any():
+            n = int(np.unique(h[1:][dup]).size)
+            raise InputError(f"{self.source.path}: {self.source.id_col}: {n} duplicate id(s)")
+
+    def close(self):
+        if self.cache is not None:
+            self.cache.close()
+
+
+def _final_scan(scans, stages, source, views, names, sink):
+    C = len(names)
+    dictionary = pa.array(names, pa.string())
+    labelled = source.label_col is not None
+    joint = {s.name: s.request.joint for s in stages}
+
+    def predict(batch):
+        columns = {source.id_col: batch.ids}
+        codes = None
+        stats = {}
+        if labelled:
+            columns[source.label_col] = batch.labels
+            codes, unknown = _label_codes(batch.labels, dictionary)
+            stats["labels"] = (int((codes >= 0).sum()), int((codes < 0).sum()), unknown)
+        columns.update(batch.extra)
+        for stage in stages:
+            out = stage.request.map(stage.space.batch(batch))
+            preds = {}
+            for name, fields in out.items():
+                prefix = stage.name if joint[stage.name] else f"{name}__{stage.name}"
+                for field_name, values in fields.items():
+                    if field_name == "pred":
+                        values = pa.DictionaryArray.from_arrays(pa.array(values, pa.int32()), dictionary)
+                    columns[f"{prefix}__{field_name}"] = values
+                preds[name] = fields["pred"]
+            per_view = {v: preds["joint"] if joint[stage.name] else preds[v] for v in views}
+            entry = {"counts": {v: np.bincount(p, minlength=C) for v, p in per_view.items()}}
+            if codes is not None:
+                entry["labels"] = {v: Confusion.of(codes, p, C + 1, C) for v, p in per_view.items()}
+            if len(views) == 2 and not joint[stage.name]:
+                entry["agreement"] = Confusion.of(per_view[views[1]], per_view[views[0]], C, C)
+            stats[stage.name] = entry
+        return stats, pa.table(columns)
+
+    def write(batch, table):
+        if sink is not None:
+            sink.write(table, batch.part)
+
+    label = " · ".join(f"{s.name}: predictions" for s in stages)
+    stats = scans.run(label, predict, last=True, on_result=write)
+    return _outcome(stats, stages, source, views, names, joint)
+
+
+def _label_codes(labels, dictionary):
+    """Class index per label; -1 for a null (unlabelled), ``C`` for a label not among the classes."""
+    index = pc.index_in(labels, value_set=dictionary).to_numpy(zero_copy_only=False)
+    null = labels.is_null().to_numpy(zero_copy_only=False)
+    codes = np.where(np.isnan(index), len(dictionary), np.nan_to_num(index)).astype(np.int64)
+    codes[null] = -1
+    unknown_rows = (codes == len(dictionary))
+    unknown = frozenset(labels.filter(pa.array(unknown_rows)).unique().to_pylist()[:100]) if unknown_rows.any() \
+        else frozenset()
+    return codes, _Unknown(unknown)
+
+
+@dataclass(frozen=True)
+class _Unknown:
+    """Distinct labels that are not among the classes (merged with ``+``)."""
+
+    labels: frozenset
+
+    def __add__(self, other):
+        return _Unknown(self.labels | other.labels)
+
+
+def _outcome(stats, stages, source, views, names, joint):
+    C = len(names)
+    summary, per_class_f1, notes = {}, {}, []
+    diagnostics = {"n_pairs": C * (C - 1) // 2, "fallback_pairs": {}}
+    label_confusion, view_agreement, predicted_counts = {}, {}, {}
+    n_labelled = n_unlabelled = 0
+    if source.label_col is not None:
+        n_labelled, n_unlabelled, unknown = stats["labels"]
+        diagnostics["n_labelled"], diagnostics["n_unlabelled"] = n_labelled, n_unlabelled
+        if unknown.labels:
+            notes.append(f"{source.path}: {source.label_col}: {len(unknown.labels)} label(s) are not among the "
+                         f"classes and always count as errors, e.g. {sorted(unknown.labels)[0]!r}")
+        if n_unlabelled:
+            notes.append(f"{source.path}: {source.label_col}: {n_unlabelled:,} item(s) have no label and are left "
+                         "out of accuracy and F1")
+    for stage in stages:
+        entry_stats = stats[stage.name]
+        entry = {"agreement_f1": None}
+        if "agreement" in entry_stats:
+            view_agreement[stage.name] = entry_stats["agreement"]
+            entry["agreement_f1"] = entry_stats["agreement"].weighted_f1()
+        for v in views:
+            predicted_counts[(stage.name, v)] = entry_stats["counts"][v]
+        if "labels" in entry_stats and n_labelled:
+            entry["accuracy"], entry["f1"] = {}, {}
+            for v in views:
+                confusion = entry_stats["labels"][v]
+                label_confusion[(stage.name, v)] = confusion
+                entry["accuracy"][v] = confusion.accuracy()
+                entry["f1"][v] = confusion.weighted_f1()
+                per_class_f1[(stage.name, v)] = confusion.per_class()
+        summary[stage.name] = entry
+        if stage.request.diagnostics:
+            diagnostics["fallback_pairs"][stage.name] = {
+                v: d["n_fallback_pairs"] for v, d in stage.request.diagnostics.items()}
+        base = summary.get("baseline" + stage.space.suffix)
+        if stage.name != "baseline" + stage.space.suffix and base and hollow_agreement(entry, base):
+            notes.append(f"{stage.name}: the views agree more than with the baseline but are less accurate "
+                         "(they agree on wrong classes)")
+    if DEFAULT_METHOD in summary:
+        summary["default"] = summary[DEFAULT_METHOD]
+    per_class = []
+    if per_class_f1:
+        support = next(iter(per_class_f1.values()))[0]
+        per_class = [{"class": name, "support": int(support[i]),
+                      "f1": {f"{m}/{v}": float(f1[i]) for (m, v), (_, f1) in per_class_f1.items()}}
+                     for i, name in enumerate(names)]
+    n_items = source.n_rows
+    return Outcome(n_items, views, names, summary, per_class, diagnostics, notes, label_confusion, view_agreement,
+                   predicted_counts)
+
