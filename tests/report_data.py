@@ -57,7 +57,7 @@ def demo_classify_report(*, views=DEMO_VIEWS, labels=True):
     views = list(views)
     pred, conf, fallback, clfs = {}, {}, {}, {}
     for v in views:
-        clf = PairwiseClassifier(k=60).fit(X[v], T)
+        clf = PairwiseClassifier(T, k=60).fit(X[v])
         d = clf.decide(X[v])
         pred[("baseline", v)], conf[("baseline", v)] = d.baseline_pred, d.baseline_margin
         pred[("pairwise", v)], conf[("pairwise", v)] = d.pred, d.confidence
