@@ -35,13 +35,14 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets  # noqa: E402
 
-from pairclass.center import center_views  # noqa: E402
-from pairclass.classify import l2_normalize  # noqa: E402
+from pairclass import PairwiseClassifier  # noqa: E402
 from pairclass.embed.templates import DEFAULT_TEMPLATES  # noqa: E402
-from pairclass.methods import DEFAULT_METHOD, METHODS, run_method  # noqa: E402
-from pairclass.metrics import agreement_f1, label_scores  # noqa: E402
+from pairclass.io import ArraySource  # noqa: E402
+from pairclass.methods import DEFAULT_METHOD, METHODS  # noqa: E402
+from pairclass.pipeline import classify  # noqa: E402
 
 PARAMS = dict(k=100, cos_min=None, diff_min=0.0, candidates=None, min_count=10)
+
 
 
 # Row suffix -> settings: prompt ensembling, centring, tournament, match scoring (None: the method's own).
@@ -58,19 +59,17 @@ VARIANTS = {
 
 
 def evaluate(method, s, class_emb, seed, center="none", tournament="bracket", match=None, proto_prior="min-count"):
-    names = np.asarray(s["classes"], dtype=object)
     t = time.perf_counter()
-    views, T = center_views(s["views"], l2_normalize(class_emb.astype(np.float64)), center)
-    params = dict(PARAMS, seed=seed, tournament=tournament, match=match, proto_prior=proto_prior)
-    out = run_method(method, views, T, params)
-    seconds = time.perf_counter() - t
-    preds = {v: names[p] for v, p in out.pred.items()}
-    row = {"seconds": seconds}
-    for v, p in preds.items():
-        row.update({f"acc {v}": label_scores(s["labels"], p)["accuracy"], f"f1 {v}": label_scores(s["labels"], p)["f1"]})
-    if len(preds) == 2 and not out.joint:
-        a, b = preds.values()
-        row["agreement"] = agreement_f1(b, a)
+    estimator = PairwiseClassifier(**PARAMS, seed=seed, tournament=tournament, match=match)
+    source = ArraySource(s["views"], labels=s["labels"], batch_rows=len(s["labels"]))
+    outcome = classify(source, estimator, class_emb, s["classes"], methods=[method], proto_prior=proto_prior,
+                       center=center)
+    summary = outcome.methods[method]
+    row = {"seconds": time.perf_counter() - t}
+    for v in s["views"]:
+        row.update({f"acc {v}": summary["accuracy"][v], f"f1 {v}": summary["f1"][v]})
+    if summary["agreement_f1"] is not None:
+        row["agreement"] = summary["agreement_f1"]
     return row
 
 
