@@ -42,3 +42,17 @@ def make_files(tmp_path):
         return emb, cls
 
     return make
+
+
+@pytest.fixture(scope="module")
+def enc():
+    """The tiny random open_clip model (tests/data/tiny-clip.json) on the CPU, with one torch thread."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("open_clip")
+    from embed_support import TINY_CONFIG
+    from pairclass.embed import load_clip
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield load_clip(str(TINY_CONFIG), random_weights=True, device="cpu", precision="fp32")
+    torch.set_num_threads(threads)

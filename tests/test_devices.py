@@ -8,10 +8,11 @@ from pairclass.devices import resolve_device  # noqa: E402
 from pairclass.errors import InputError  # noqa: E402
 
 
-def test_dml_uses_the_shared_resolver():
+def test_embed_and_dml_share_the_resolver():
     from pairclass.dml import train
+    from pairclass.embed import models, text
 
-    assert train.resolve_device is resolve_device
+    assert train.resolve_device is models.resolve_device is text.resolve_device is resolve_device
 
 
 @pytest.mark.parametrize("device", [None, "auto"])
