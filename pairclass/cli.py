@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import inspect
 import json
 import logging
@@ -64,6 +65,18 @@ def library_errors(command):
 
 def _one_line(e):
     return " ".join(str(e).split())
+
+
+def needs_extra(module, extra):
+    """Import a command's optional part (``.embed``, ``.dml``), or fail in one line naming the extra
+    that installs what is missing."""
+    try:
+        return importlib.import_module(module, __package__)
+    except ModuleNotFoundError as e:
+        if e.name is None or e.name.split(".")[0] == __package__:
+            raise
+        raise InputError(f"this command needs {e.name}, which is not installed; install it with "
+                         f"pip install 'pairclass[{extra}]'") from None
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -369,12 +382,11 @@ def embed(
 
     Example: pairclass embed products.csv --out emb.parquet --image-col image --text-col title
     """
-    from .embed import FetchLimits, run_embed
-
-    limits = FetchLimits(timeout=timeout, max_bytes=max_bytes, max_pixels=max_pixels, retries=retries,
+    lib = needs_extra(".embed", "embed")
+    limits = lib.FetchLimits(timeout=timeout, max_bytes=max_bytes, max_pixels=max_pixels, retries=retries,
                              max_downloads=max_downloads)
     with embed_progress(not json_out) as progress:
-        result = run_embed(
+        result = lib.run_embed(
             manifest, out, id_col=id_col, image_col="auto" if image_col is None else image_col or None,
             text_cols=_text_cols(text_col), keep_cols=split_list(keep_col, "column") if keep_col else (),
             **model_args, workers=workers, chunk_rows=chunk_rows, image_root=image_root,
@@ -412,9 +424,7 @@ def embed_classes(
 
     Example: pairclass embed-classes classes.txt --out classes.parquet --templates default
     """
-    from .embed import run_embed_classes
-
-    result = run_embed_classes(
+    result = needs_extra(".embed", "embed").run_embed_classes(
         classes, out, templates=templates, **model_args,
     )
     if json_out:
@@ -537,7 +547,7 @@ def train(
 
     Example: pairclass train emb.parquet --label-col category --loss proxy_anchor --out encoder/
     """
-    from .dml import run_train
+    run_train = needs_extra(".dml", "dml").run_train
 
     with train_progress(not json_out) as progress:
         result = run_train(
@@ -577,7 +587,7 @@ def evaluate_encoder(
     Example: pairclass evaluate-encoder emb.parquet --label-col category --encoder encoder/
     --test-classes unseen.txt --json
     """
-    from .dml import run_evaluate_encoder
+    run_evaluate_encoder = needs_extra(".dml", "dml").run_evaluate_encoder
 
     result = run_evaluate_encoder(
         embeddings, encoder=encoder, label_col=label_col, view=view, id_col=id_col,
