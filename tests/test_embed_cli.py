@@ -111,6 +111,7 @@ def test_text_col_mapping(tmp_path):
     "setup, args, line",
     [
         (None, ["embed", "{tmp}/nope.csv", "--out", "{tmp}/e.parquet"], "Error: {tmp}/nope.csv: file not found"),
+        ("empty", ["embed", "{tmp}/m.csv", "--out", "{tmp}/e.parquet"], "Error: {tmp}/m.csv: no rows"),
         ("catalogue", ["embed", "{tmp}/manifest.csv", "--out", "{tmp}/e.parquet", "--text-col", "name"],
          "Error: {tmp}/manifest.csv: name: column not found (columns: product_id, image, title, label)"),
         ("catalogue", ["embed", "{tmp}/manifest.csv", "--out", "{tmp}/e.parquet", "--model", "{tmp}/bad.json"],
@@ -148,6 +149,8 @@ def test_bad_inputs_exit_2(tmp_path, setup, args, line):
     if setup == "classes":
         (tmp_path / "classes.txt").write_text("a\nb\n")
         (tmp_path / "templates.txt").write_text("a photo\n")
+    if setup == "empty":
+        (tmp_path / "m.csv").write_text("product_id,image,title\n")
     if setup == "list ids":
         pq.write_table(pa.table({"product_id": [["a"], ["b"]], "sku": ["a", "b"], "title": ["x", "y"]}),
                        tmp_path / "m.parquet")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -140,6 +140,22 @@ def _hub_access(name, pretrained):
     return cache_only()
 
 
+class _RandomInitNotice(logging.Filter):
+    def filter(self, record):
+        return not record.getMessage().startswith("No pretrained weights loaded")
+
+
+@contextmanager
+def _quiet_random_init():
+    """Drop open_clip's warning that a model is initialised randomly, for random weights asked for."""
+    notice = _RandomInitNotice()
+    logging.getLogger().addFilter(notice)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(notice)
+
+
 def _create(name, pretrained, random_weights, device, seed):
     import open_clip
 
@@ -148,7 +164,7 @@ def _create(name, pretrained, random_weights, device, seed):
     pretrained = _weights(name, pretrained, random_weights)
     access = _hub_access(name, pretrained)
     try:
-        with access:
+        with access, _quiet_random_init() if random_weights else nullcontext():
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 model = open_clip.create_model(name, pretrained=pretrained, device=device,

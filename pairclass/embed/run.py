@@ -200,6 +200,8 @@ def _check_out(out, manifest):
 def _manifest(path, id_col):
     table = read_table(path)
     require_columns(table, [id_col], path)
+    if not table.num_rows:
+        raise input_error("no rows", path=path)
     ids = table.column(id_col)
     if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type) or pa.types.is_integer(ids.type)):
         raise input_error(f"ids must be strings or integers, got {ids.type}", path=path, column=id_col)
@@ -214,8 +216,6 @@ def _manifest(path, id_col):
                 break
             seen.add(i)
         raise input_error(f"duplicate id {dup!r}", path=path, column=id_col)
-    if not ids:
-        raise input_error("no rows", path=path)
     return table, ids
 
 
