@@ -35,18 +35,20 @@ def _answers(endpoint, seconds):
     """Whether a TCP connection to the endpoint opens within ``seconds``, name lookup included."""
     url = urllib.parse.urlsplit(endpoint)
     address = (url.hostname, url.port or (443 if url.scheme == "https" else 80))
-    opened = threading.Event()
+    opened = []
 
     def probe():
         try:
             socket.create_connection(address, timeout=seconds).close()
-            opened.set()
+            opened.append(True)
         except OSError:
             pass
 
     # a daemon thread, because name lookup takes no timeout of its own
-    threading.Thread(target=probe, daemon=True).start()
-    return opened.wait(seconds)
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return bool(opened)
 
 
 def cached(repo_id, filenames):
