@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
+import inspect
 import json
 import logging
 import sys
@@ -86,6 +88,18 @@ def library_errors(command):
 
 def _one_line(e):
     return " ".join(str(e).split())
+
+
+def needs_extra(module, extra):
+    """Import a command's optional part (``.embed``, ``.dml``), or fail in one line naming the extra
+    that installs what is missing."""
+    try:
+        return importlib.import_module(module, __package__)
+    except ModuleNotFoundError as e:
+        if e.name is None or e.name.split(".")[0] == __package__:
+            raise
+        raise InputError(f"this command needs {e.name}, which is not installed; install it with "
+                         f"pip install 'pairclass[{extra}]'") from None
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -371,8 +385,57 @@ def classify(
         if out is not None:
             err.print(f"wrote {result.n_items:,} predictions to {out}", highlight=False)
 
+
 # `pairclass embed` and `pairclass embed-classes` (torch is imported only when they run)
-MODEL_HELP = "open_clip model name or model-config JSON (clip); sentence-transformers folder or name (text)."
+class Backend(str, Enum):
+    clip = "clip"
+    text = "text"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+# The model block that embed and embed-classes share, added by `model_options`.
+MODEL_OPTIONS = {
+    "backend": (Annotated[Backend, typer.Option(help="clip (open_clip) or text (sentence-transformers).")],
+                Backend.clip),
+    "model": (Annotated[Optional[str], typer.Option(
+        help="open_clip model name or model-config JSON (clip); sentence-transformers folder or name (text). "
+        "Default: ViT-B-32 (clip), the offline all-MiniLM-L6-v2 (text).")], None),
+    "pretrained": (Annotated[Optional[str], typer.Option(
+        help="open_clip tag, .safetensors file or local-dir:DIR. Default: laion2b_s34b_b79k for ViT-B-32 "
+        "(fetched once, or read from the Hugging Face cache offline).")], None),
+    "random_weights": (Annotated[bool, typer.Option(
+        "--random-weights", help="Seeded random weights instead of pretrained ones (tests, throughput "
+        "benchmarks).")], False),
+    "device": (Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")], "auto"),
+    "precision": (Annotated[Precision, typer.Option(help="Autocast precision; auto: fp16 on a GPU, else fp32.")],
+                  Precision.auto),
+    "batch_size": (Annotated[int, typer.Option(help="Items (or prompts) per model batch.")], 256),
+}
+
+
+def model_options(command):
+    """Put the shared model options where ``command`` has its ``model_args`` parameter; the command
+    gets them there as one dict of library keyword arguments (choices as plain strings)."""
+    signature = inspect.signature(command, eval_str=True)
+    shared = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation, default=default)
+              for name, (annotation, default) in MODEL_OPTIONS.items()]
+    params = []
+    for p in signature.parameters.values():
+        params += shared if p.name == "model_args" else [p]
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        chosen = {name: kwargs.pop(name) for name in MODEL_OPTIONS}
+        return command(*args, **kwargs, model_args={k: getattr(v, "value", v) for k, v in chosen.items()})
+
+    wrapper.__signature__ = signature.replace(parameters=params)
+    return wrapper
 
 
 def _text_cols(value):
@@ -410,6 +473,7 @@ def embed_progress(enabled):
 
 @app.command()
 @library_errors
+@model_options
 def embed(
     manifest: Annotated[Path, typer.Argument(help="Catalogue: CSV or parquet, one row per item.")],
     out: Annotated[Path, typer.Option(help="Output embedding parquet (SQID layout).")],
@@ -424,20 +488,15 @@ def embed(
     keep_col: Annotated[
         Optional[str], typer.Option(help="Manifest columns to copy to the output (e.g. labels), comma-separated.")
     ] = None,
-    backend: Annotated[str, typer.Option(help="clip (open_clip) or text (sentence-transformers).")] = "clip",
-    model: Annotated[Optional[str], typer.Option(help=MODEL_HELP)] = None,
-    pretrained: Annotated[
-        Optional[str], typer.Option(help="open_clip tag, checkpoint file or local-dir:DIR. Default: random weights.")
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto, fp32, fp16 or bf16 (autocast; auto: fp16 on GPU).")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Items per model batch.")] = 256,
+    model_args: dict = None,
     workers: Annotated[Optional[int], typer.Option(help="Image decoding workers. Default: CPU count, max 16.")] = None,
     chunk_rows: Annotated[int, typer.Option(help="Items per resumable chunk.")] = 4096,
     image_root: Annotated[
         Optional[Path], typer.Option(help="Folder of relative image paths. Default: the manifest's folder.")
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds per image download attempt.")] = 10.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds per image download attempt, from connecting to the last byte.")
+    ] = 10.0,
     max_bytes: Annotated[int, typer.Option(help="Largest image file or download, in bytes.")] = 20_000_000,
     max_pixels: Annotated[int, typer.Option(help="Largest image in pixels (decompression-bomb guard).")] = 40_000_000,
     retries: Annotated[int, typer.Option(help="Retries after a timeout, connection error or 5xx.")] = 2,
@@ -445,20 +504,18 @@ def embed(
     retry_errors: Annotated[bool, typer.Option(help="On a rerun, retry the items that failed before.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
 ):
-    """Embed a catalogue's images and titles into an embedding parquet; a rerun resumes.
+    """Embed a catalogue's images and titles into an embedding parquet; a rerun resumes or adds new ids.
 
     Example: pairclass embed products.csv --out emb.parquet --image-col image --text-col title
     """
-    from .embed import FetchLimits, run_embed
-
-    limits = FetchLimits(timeout=timeout, max_bytes=max_bytes, max_pixels=max_pixels, retries=retries,
-                         max_downloads=max_downloads)
+    lib = needs_extra(".embed", "embed")
+    limits = lib.FetchLimits(timeout=timeout, max_bytes=max_bytes, max_pixels=max_pixels, retries=retries,
+                             max_downloads=max_downloads)
     with embed_progress(not json_out) as progress:
-        result = run_embed(
+        result = lib.run_embed(
             manifest, out, id_col=id_col, image_col="auto" if image_col is None else image_col or None,
             text_cols=_text_cols(text_col), keep_cols=split_list(keep_col, "column") if keep_col else (),
-            backend=backend, model=model, pretrained=pretrained, device=device, precision=precision,
-            batch_size=batch_size, workers=workers, chunk_rows=chunk_rows, image_root=image_root,
+            **model_args, workers=workers, chunk_rows=chunk_rows, image_root=image_root,
             limits=limits, retry_errors=retry_errors, progress=progress,
         )
     if json_out:
@@ -479,31 +536,22 @@ def embed(
 
 @app.command("embed-classes")
 @library_errors
+@model_options
 def embed_classes(
     classes: Annotated[Path, typer.Argument(help="Classes: text file (one per line), or CSV/parquet with 'name'.")],
     out: Annotated[Path, typer.Option(help="Output parquet (name, prompt, embedding) for classify --classes.")],
     templates: Annotated[
         str, typer.Option(help="'default' or a text file with one prompt template per line, each with {}.")
     ] = "default",
-    backend: Annotated[str, typer.Option(help="clip (open_clip) or text (sentence-transformers).")] = "clip",
-    model: Annotated[Optional[str], typer.Option(help=MODEL_HELP)] = None,
-    pretrained: Annotated[
-        Optional[str], typer.Option(help="open_clip tag, checkpoint file or local-dir:DIR. Default: random weights.")
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto, fp32, fp16 or bf16 (autocast; auto: fp16 on GPU).")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Prompts per model batch.")] = 256,
+    model_args: dict = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
 ):
     """Embed class prompts, averaged over templates (prompt ensembling), for classify --classes.
 
     Example: pairclass embed-classes classes.txt --out classes.parquet --templates default
     """
-    from .embed import run_embed_classes
-
-    result = run_embed_classes(
-        classes, out, templates=templates, backend=backend, model=model, pretrained=pretrained,
-        device=device, precision=precision, batch_size=batch_size,
+    result = needs_extra(".embed", "embed").run_embed_classes(
+        classes, out, templates=templates, **model_args,
     )
     if json_out:
         print(json.dumps(result.to_json()))
@@ -625,7 +673,7 @@ def train(
 
     Example: pairclass train emb.parquet --label-col category --loss proxy_anchor --out encoder/
     """
-    from .dml import run_train
+    run_train = needs_extra(".dml", "dml").run_train
 
     with train_progress(not json_out) as progress:
         result = run_train(
@@ -665,7 +713,7 @@ def evaluate_encoder(
     Example: pairclass evaluate-encoder emb.parquet --label-col category --encoder encoder/
     --test-classes unseen.txt --json
     """
-    from .dml import run_evaluate_encoder
+    run_evaluate_encoder = needs_extra(".dml", "dml").run_evaluate_encoder
 
     result = run_evaluate_encoder(
         embeddings, encoder=encoder, label_col=label_col, view=view, id_col=id_col,

@@ -110,7 +110,7 @@ def main():
         torch.set_num_threads(args.threads)
 
     paths = sorted(datasets.require(datasets.FASHION_IMAGES).glob("*.jpg"))[: args.limit]
-    enc = load_clip(args.model, device=args.device, precision=args.precision)
+    enc = load_clip(args.model, random_weights=True, device=args.device, precision=args.precision)
     n = len(paths)
     # warm-up: one batch through the model, and the first worker start
     model_only(decode_only(paths[: args.batch_size], enc, args.batch_size, 0), enc)

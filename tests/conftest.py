@@ -64,3 +64,17 @@ def run_methods(views, T, methods, estimator=None, labels=None, batch_rows=10_00
     source = ArraySource(views, labels=None if labels is None else [names[i] for i in labels], batch_rows=batch_rows)
     outcome = classify(source, estimator or PairwiseClassifier(), T, names, methods=methods, sink=sink, **options)
     return outcome, {m: predictions(sink.table, m, list(views)) for m in outcome.methods if m != "default"}
+
+
+@pytest.fixture(scope="module")
+def enc():
+    """The tiny random open_clip model (tests/data/tiny-clip.json) on the CPU, with one torch thread."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("open_clip")
+    from embed_support import TINY_CONFIG
+    from pairclass.embed import load_clip
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield load_clip(str(TINY_CONFIG), random_weights=True, device="cpu", precision="fp32")
+    torch.set_num_threads(threads)

@@ -1,10 +1,12 @@
-"""Shared helpers for the embed tests: a tiny open_clip config, real JPEGs, manifests, a local HTTP server."""
+"""Shared helpers for the embed tests: a tiny open_clip config, real JPEGs, manifests, local HTTP servers."""
 
 from __future__ import annotations
 
 import io
+import socket
 import threading
 import time
+import urllib.parse
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,6 +47,40 @@ def write_catalogue(folder, n, *, sizes=((48, 40), (40, 48), (64, 64))):
     return path
 
 
+class Interrupt(Exception):
+    """Stands for a crash in the middle of a run."""
+
+
+def interrupt_at(call):
+    """A progress callback that raises on its ``call``-th call (the first reports the starting point)."""
+    calls = []
+
+    def progress(done, total):
+        calls.append(done)
+        if len(calls) == call:
+            raise Interrupt
+
+    return progress
+
+
+def count_images(monkeypatch, encoder):
+    """A list that gets the number of images of each ``encode_images`` call from now on."""
+    seen = []
+    original = type(encoder).encode_images
+
+    def spy(self, groups):
+        seen.append(sum(len(g) for g in groups))
+        return original(self, groups)
+
+    monkeypatch.setattr(type(encoder), "encode_images", spy)
+    return seen
+
+
+def matrix(table, col):
+    """An embedding column as a float32 array."""
+    return np.asarray(table.column(col).to_pylist(), dtype=np.float32)
+
+
 class _Handler(BaseHTTPRequestHandler):
     files: dict = {}
     hits: dict = {}
@@ -56,6 +92,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.hits[self.path] = self.hits.get(self.path, 0) + 1
         if self.path == "/slow.jpg":
             time.sleep(1.0)
+        if self.path == "/trickle.jpg":
+            self.trickle()
+            return
         if self.path == "/flaky.jpg" and self.hits[self.path] == 1:
             self.send_error(503)
             return
@@ -64,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"\xff" * 50_000)
             return
-        body = self.files.get(self.path)
+        body = self.files.get(urllib.parse.unquote(self.path))
         if body is None:
             self.send_error(404)
             return
@@ -74,17 +113,40 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def trickle(self):
+        """200 bytes of body, one every 0.05 s (10 s in all); counts the bytes the client took."""
+        self.send_response(200)
+        self.send_header("Content-Length", "200")
+        self.end_headers()
+        self.wfile.flush()
+        for _ in range(200):
+            try:
+                self.wfile.write(b"x")
+                self.wfile.flush()
+            except OSError:
+                return
+            self.hits["trickled bytes"] = self.hits.get("trickled bytes", 0) + 1
+            time.sleep(0.05)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a client that gave up (a timeout under test) is not news
+
 
 @contextmanager
 def image_server(files):
     """Serve ``{"/name.jpg": bytes}`` on 127.0.0.1; yields (base URL, hit counts).
 
-    Also ``/slow.jpg`` (answers after 1 s), ``/flaky.jpg`` (503 once, then the body registered
-    under that name) and ``/big-nolength.jpg`` (50 kB without a Content-Length); anything else is a 404.
+    Paths are matched unquoted. Also ``/slow.jpg`` (answers after 1 s), ``/flaky.jpg`` (503 once, then
+    the body registered under that name), ``/big-nolength.jpg`` (50 kB without a Content-Length) and
+    ``/trickle.jpg`` (a byte every 0.05 s; ``hits["trickled bytes"]`` counts those sent); anything else
+    is a 404.
     """
     handler = type("Handler", (_Handler,), {"files": dict(files), "hits": {}})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+    server = _QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -92,3 +154,35 @@ def image_server(files):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def raw_server(replies):
+    """A TCP server on 127.0.0.1 that answers a request on ``/NAME`` with the raw bytes ``replies[NAME]``
+    (not HTTP, or broken HTTP), then closes; yields the base URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                request = conn.recv(65536).decode("latin-1")
+                name = request.split(" ")[1].lstrip("/") if " " in request else ""
+                try:
+                    conn.sendall(replies.get(name, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()

@@ -34,7 +34,7 @@ def invoke(*args):
 def test_embed_then_classes_then_classify(tmp_path):
     manifest = write_catalogue(tmp_path, 12)
     emb, classes = tmp_path / "emb.parquet", tmp_path / "classes.parquet"
-    result = invoke("embed", manifest, "--out", emb, "--model", TINY_CONFIG, "--device", "cpu",
+    result = invoke("embed", manifest, "--out", emb, "--model", TINY_CONFIG, "--random-weights", "--device", "cpu",
                     "--workers", 0, "--batch-size", 5, "--keep-col", "label", "--json")
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -43,7 +43,8 @@ def test_embed_then_classes_then_classify(tmp_path):
 
     # the CLI and the library give the same rows (the random init is seeded)
     lib = tmp_path / "lib.parquet"
-    run_embed(manifest, lib, encoder=load_clip(str(TINY_CONFIG), device="cpu"), workers=0, keep_cols=["label"])
+    run_embed(manifest, lib, encoder=load_clip(str(TINY_CONFIG), random_weights=True, device="cpu"), workers=0,
+              keep_cols=["label"])
     cli_table, lib_table = pq.read_table(emb), pq.read_table(lib)
     assert cli_table.schema.equals(lib_table.schema)
     # The CLI also records how to reload its model; a library call with a ready encoder cannot.
@@ -57,11 +58,11 @@ def test_embed_then_classes_then_classify(tmp_path):
 
     (tmp_path / "classes.txt").write_text("shirt\nshoe\n")
     result = invoke("embed-classes", tmp_path / "classes.txt", "--out", classes, "--model", TINY_CONFIG,
-                    "--device", "cpu", "--json")
+                    "--random-weights", "--device", "cpu", "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["n_classes"] == 2
     lib_classes = run_embed_classes(tmp_path / "classes.txt", tmp_path / "lib_classes.parquet",
-                                    encoder=load_clip(str(TINY_CONFIG), device="cpu"))
+                                    encoder=load_clip(str(TINY_CONFIG), random_weights=True, device="cpu"))
     assert lib_classes.dim == 64
     assert pq.read_table(classes).equals(pq.read_table(tmp_path / "lib_classes.parquet"))
 
@@ -89,7 +90,7 @@ def test_human_output_reports_failures(tmp_path):
     manifest = write_catalogue(tmp_path, 3)
     (tmp_path / "img/001.jpg").unlink()
     result = invoke("embed", manifest, "--out", tmp_path / "emb.parquet", "--model", TINY_CONFIG,
-                    "--device", "cpu", "--workers", 0)
+                    "--random-weights", "--device", "cpu", "--workers", 0)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     assert "failed: 1 x file not found" in result.stderr
@@ -101,7 +102,7 @@ def test_text_col_mapping(tmp_path):
     pacsv.write_csv(pa.table({"product_id": ["a", "b"], "name": ["red shoe", "hat"], "desc": ["x", "y"]}),
                     tmp_path / "m.csv")
     result = invoke("embed", tmp_path / "m.csv", "--out", tmp_path / "e.parquet", "--model", TINY_CONFIG,
-                    "--device", "cpu", "--text-col", "name=title_vec,desc", "--json")
+                    "--random-weights", "--device", "cpu", "--text-col", "name=title_vec,desc", "--json")
     assert result.exit_code == 0, result.stderr
     assert pq.read_table(tmp_path / "e.parquet").column_names == ["product_id", "title_vec", "desc"]
 
@@ -110,6 +111,7 @@ def test_text_col_mapping(tmp_path):
     "setup, args, line",
     [
         (None, ["embed", "{tmp}/nope.csv", "--out", "{tmp}/e.parquet"], "Error: {tmp}/nope.csv: file not found"),
+        ("empty", ["embed", "{tmp}/m.csv", "--out", "{tmp}/e.parquet"], "Error: {tmp}/m.csv: no rows"),
         ("catalogue", ["embed", "{tmp}/manifest.csv", "--out", "{tmp}/e.parquet", "--text-col", "name"],
          "Error: {tmp}/manifest.csv: name: column not found (columns: product_id, image, title, label)"),
         ("catalogue", ["embed", "{tmp}/manifest.csv", "--out", "{tmp}/e.parquet", "--model", "{tmp}/bad.json"],
@@ -118,7 +120,22 @@ def test_text_col_mapping(tmp_path):
         ("catalogue", ["embed", "{tmp}/manifest.csv", "--out", "{tmp}/e.csv"],
          "Error: {tmp}/e.csv: output must be a .parquet file"),
         ("catalogue", ["embed", "{tmp}/manifest.csv", "--out", "{tmp}/e.parquet", "--precision", "fp8"],
-         "Error: unknown precision 'fp8'; expected one of auto, fp32, fp16, bf16"),
+         "Error: Invalid value for '--precision': Value error, 'fp8' is not one of 'auto', 'fp32', 'fp16', 'bf16'."),
+        ("catalogue", ["embed", "{tmp}/manifest.csv", "--out", "{tmp}/e.parquet", "--backend", "image"],
+         "Error: Invalid value for '--backend': Value error, 'image' is not one of 'clip', 'text'."),
+        ("catalogue", ["embed", "{tmp}/manifest.csv", "--out", "{tmp}/e.parquet", "--workers", "-1"],
+         "Error: workers must be at least 0, got -1"),
+        ("catalogue", ["embed", "{tmp}/manifest.csv", "--out", "{tmp}/e.parquet", "--timeout", "-1"],
+         "Error: timeout must be more than 0 seconds, got -1.0"),
+        ("catalogue", ["embed", "{tmp}/manifest.csv", "--out", "{tmp}/e.parquet", "--retries", "-1"],
+         "Error: retries must be at least 0, got -1"),
+        ("catalogue", ["embed", "{tmp}/manifest.csv", "--out", "{tmp}/e.parquet", "--pretrained", "openai",
+                       "--random-weights"],
+         "Error: openai brings its own weights; drop --random-weights"),
+        ("list ids", ["embed", "{tmp}/m.parquet", "--out", "{tmp}/e.parquet"],
+         "Error: {tmp}/m.parquet: product_id: ids must be strings or integers, got list<element: string>"),
+        ("list ids", ["embed", "{tmp}/m.parquet", "--out", "{tmp}/m.parquet", "--id-col", "sku"],
+         "Error: {tmp}/m.parquet: is the manifest; pass another output path"),
         (None, ["embed-classes", "{tmp}/none.txt", "--out", "{tmp}/c.parquet"], "Error: {tmp}/none.txt: file not found"),
         ("classes", ["embed-classes", "{tmp}/classes.txt", "--out", "{tmp}/c.parquet", "--templates",
                      "{tmp}/templates.txt", "--model", TINY_CONFIG],
@@ -132,17 +149,24 @@ def test_bad_inputs_exit_2(tmp_path, setup, args, line):
     if setup == "classes":
         (tmp_path / "classes.txt").write_text("a\nb\n")
         (tmp_path / "templates.txt").write_text("a photo\n")
+    if setup == "empty":
+        (tmp_path / "m.csv").write_text("product_id,image,title\n")
+    if setup == "list ids":
+        pq.write_table(pa.table({"product_id": [["a"], ["b"]], "sku": ["a", "b"], "title": ["x", "y"]}),
+                       tmp_path / "m.parquet")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     result = invoke(*[a.format(tmp=tmp_path) if isinstance(a, str) else a for a in args])
     assert result.exit_code == 2
-    assert result.stderr.strip().splitlines()[-1] == line.format(tmp=tmp_path)
+    assert result.stderr == line.format(tmp=tmp_path) + "\n"
     assert result.stdout == ""
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # nothing written
 
 
 def test_embedded_items_classify_with_the_library(tmp_path):
     from pairclass import PairwiseClassifier, run_classify
 
     manifest = write_catalogue(tmp_path, 8)
-    enc = load_clip(str(TINY_CONFIG), device="cpu")
+    enc = load_clip(str(TINY_CONFIG), random_weights=True, device="cpu")
     run_embed(manifest, tmp_path / "e.parquet", encoder=enc, workers=0, keep_cols=["label"])
     (tmp_path / "c.txt").write_text("shirt\nshoe\nhat\n")
     run_embed_classes(tmp_path / "c.txt", tmp_path / "c.parquet", encoder=enc, templates=["a {}", "{}"])

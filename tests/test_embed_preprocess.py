@@ -58,7 +58,7 @@ def test_mixed_sizes_keep_their_order():
 
 def test_embeddings_match_textbook_pipeline():
     torch.set_num_threads(1)
-    enc = load_clip(str(TINY_CONFIG), device="cpu", precision="fp32")
+    enc = load_clip(str(TINY_CONFIG), random_weights=True, device="cpu", precision="fp32")
     cfg = PreprocessCfg(**enc.model.visual.preprocess_cfg)
     # the last image is large enough for the reduced-scale JPEG decode (draft) to kick in
     jpegs = [jpeg_bytes(i, s) for i, s in enumerate([*SOURCE_SIZES, (640, 480)])]

@@ -1,5 +1,7 @@
 """run_embed and run_embed_classes with a tiny random open_clip model: values, failures, URLs, resume."""
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -9,7 +11,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
-from embed_support import TINY_CONFIG, image_server, jpeg_bytes, write_catalogue  # noqa: E402
+from embed_support import (  # noqa: E402
+    TINY_CONFIG, Interrupt, count_images, image_server, interrupt_at, jpeg_bytes, matrix, write_catalogue,
+)
 from pairclass import __version__  # noqa: E402
 from pairclass.embed import FetchLimits, load_clip, run_embed, run_embed_classes  # noqa: E402
 from pairclass.embed.images import decode_image  # noqa: E402
@@ -18,18 +22,6 @@ from pairclass.errors import InputError  # noqa: E402
 from pairclass.io import read_classes, read_embeddings  # noqa: E402
 
 VIEWS = ["clip_image_features", "clip_text_features"]
-
-
-@pytest.fixture(scope="module")
-def enc():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield load_clip(str(TINY_CONFIG), device="cpu", precision="fp32")
-    torch.set_num_threads(threads)
-
-
-def matrix(table, col):
-    return np.asarray(table.column(col).to_pylist(), dtype=np.float32)
 
 
 def test_embeds_images_and_texts_row_by_row(tmp_path, enc):
@@ -53,6 +45,11 @@ def test_embeds_images_and_texts_row_by_row(tmp_path, enc):
     meta = table.schema.metadata
     assert meta[b"pairclass.model"] == b"tiny-clip" and meta[b"pairclass.dim"] == b"64"
     assert meta[b"pairclass.pretrained"] == b"" and meta[b"pairclass.version"] == __version__.encode()
+    assert json.loads(meta[b"pairclass.views"]) == VIEWS
+    assert json.loads(meta[b"pairclass.settings"]) == {
+        "backend": "clip", "model": "tiny-clip", "pretrained": "", "precision": "fp32", "image_size": [32, 32],
+        "dim": 64, "id_col": "product_id", "columns": {"image": VIEWS[0], "title": VIEWS[1]}, "keep_cols": [],
+    }
     assert not parts_dir(out).exists() and not errors_path(out).exists()
 
 
@@ -63,7 +60,7 @@ def test_same_image_same_vector_and_seeded_model(tmp_path, enc):
     run_embed(manifest, tmp_path / "e.parquet", encoder=enc, workers=0)
     X = matrix(pq.read_table(tmp_path / "e.parquet"), VIEWS[0])
     np.testing.assert_array_equal(X[0], X[1])
-    again = load_clip(str(TINY_CONFIG), device="cpu")
+    again = load_clip(str(TINY_CONFIG), random_weights=True, device="cpu")
     run_embed(manifest, tmp_path / "f.parquet", encoder=again, workers=0)
     np.testing.assert_array_equal(X, matrix(pq.read_table(tmp_path / "f.parquet"), VIEWS[0]))
 
@@ -77,25 +74,42 @@ def test_worker_processes_give_the_same_rows(tmp_path, enc):
     np.testing.assert_allclose(matrix(a, VIEWS[0]), matrix(b, VIEWS[0]), atol=1e-6)
 
 
-def test_missing_and_corrupt_images_are_skipped_and_reported(tmp_path, enc):
-    manifest = write_catalogue(tmp_path, 5)
+def test_failed_images_keep_their_row_with_a_null_vector(tmp_path, enc):
+    manifest = write_catalogue(tmp_path, 6)
     (tmp_path / "img/001.jpg").write_bytes(b"plain text, not an image")
     (tmp_path / "img/003.jpg").unlink()
     good = jpeg_bytes(7, (64, 48))
     (tmp_path / "img/004.jpg").write_bytes(good[: len(good) // 2])  # truncated
+    table = pacsv.read_csv(manifest)
+    pacsv.write_csv(table.set_column(1, "image", pa.array(table.column("image").to_pylist()[:5] + [None])), manifest)
     result = run_embed(manifest, tmp_path / "e.parquet", encoder=enc, batch_size=2, workers=0,
                        keep_cols=["label"])
     table = pq.read_table(tmp_path / "e.parquet")
-    assert table.column("product_id").to_pylist() == ["p000", "p002"]
-    assert table.column("label").to_pylist() == ["shirt", "shirt"]
-    assert result.n_failed == 3 and result.n_written == 2
+    # every item keeps its row: the title embedded even where the image failed
+    assert table.column("product_id").to_pylist() == [f"p{i:03d}" for i in range(6)]
+    assert table.column("label").to_pylist() == ["shirt", "shoe"] * 3
+    images = table.column(VIEWS[0]).to_pylist()
+    assert [i for i, v in enumerate(images) if v is None] == [1, 3, 4, 5]
+    titles = pacsv.read_csv(manifest).column("title").to_pylist()
+    np.testing.assert_allclose(matrix(table, VIEWS[1]), enc.encode_texts(titles).numpy(), atol=1e-5)
+    assert result.n_failed == 4 and result.n_written == 6
     errors = pacsv.read_csv(errors_path(tmp_path / "e.parquet")).to_pylist()
     by_id = {e["id"]: e for e in errors}
-    assert sorted(by_id) == ["p001", "p003", "p004"]
+    assert sorted(by_id) == ["p001", "p003", "p004", "p005"]
     assert by_id["p003"]["reason"] == "file not found" and by_id["p003"]["source"] == "img/003.jpg"
     assert by_id["p001"]["reason"].startswith("cannot decode image")
     assert by_id["p004"]["reason"].startswith("corrupt image")
+    assert by_id["p005"]["reason"] == "no image"
     assert {e["column"] for e in errors} == {"image"}
+
+
+def test_readers_refuse_null_vectors_in_one_line(tmp_path, enc):
+    manifest = write_catalogue(tmp_path, 3)
+    (tmp_path / "img/001.jpg").unlink()
+    run_embed(manifest, tmp_path / "e.parquet", encoder=enc, workers=0)
+    with pytest.raises(InputError, match=r"e\.parquet: clip_image_features: 1 missing embedding\(s\), first at row 1$"):
+        read_embeddings(tmp_path / "e.parquet", VIEWS)
+    assert read_embeddings(tmp_path / "e.parquet", VIEWS[1:]).n_items == 3
 
 
 def test_urls_fetched_and_failures_reported(tmp_path, enc):
@@ -122,10 +136,6 @@ def test_urls_fetched_and_failures_reported(tmp_path, enc):
     assert result.n_failed == 4
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_resume_after_interruption_embeds_only_the_rest(tmp_path, enc, monkeypatch):
     manifest = write_catalogue(tmp_path, 23)
     out = tmp_path / "e.parquet"
@@ -134,14 +144,7 @@ def test_resume_after_interruption_embeds_only_the_rest(tmp_path, enc, monkeypat
     assert not out.exists()
     assert len(list(parts_dir(out).glob("chunk-*.parquet"))) == 3
 
-    seen = []
-    original = type(enc).encode_images
-
-    def spy(self, groups):
-        seen.append(sum(len(g) for g in groups))
-        return original(self, groups)
-
-    monkeypatch.setattr(type(enc), "encode_images", spy)
+    seen = count_images(monkeypatch, enc)
     result = run_embed(manifest, out, encoder=enc, batch_size=4, chunk_rows=4, workers=0)
     assert sum(seen) == 23 - 12 == result.n_embedded
     table = pq.read_table(out)
@@ -152,18 +155,6 @@ def test_resume_after_interruption_embeds_only_the_rest(tmp_path, enc, monkeypat
     for col in VIEWS:
         np.testing.assert_allclose(matrix(table, col), matrix(fresh, col), atol=1e-5)
     assert not parts_dir(out).exists()
-
-
-def interrupt_at(call):
-    """A progress callback that raises on its ``call``-th call (the first reports the starting point)."""
-    calls = []
-
-    def progress(done, total):
-        calls.append(done)
-        if len(calls) == call:
-            raise Interrupt
-
-    return progress
 
 
 @pytest.mark.parametrize("retry_errors", [False, True])
@@ -180,7 +171,7 @@ def test_failed_items_are_kept_unless_retried(tmp_path, enc, retry_errors):
         assert (result.n_embedded, result.n_written, result.n_failed) == (1, 4, 0)
         assert not errors_path(out).exists()
     else:
-        assert (result.n_embedded, result.n_written, result.n_failed) == (0, 3, 1)
+        assert (result.n_embedded, result.n_written, result.n_failed) == (0, 4, 1)
         assert pacsv.read_csv(errors_path(out)).column("id").to_pylist() == ["p002"]
 
 
@@ -189,7 +180,9 @@ def test_chunks_of_other_settings_are_refused(tmp_path, enc):
     out = tmp_path / "e.parquet"
     with pytest.raises(Interrupt):
         run_embed(manifest, out, encoder=enc, batch_size=2, chunk_rows=2, workers=0, progress=interrupt_at(2))
-    with pytest.raises(InputError, match=r"e\.parquet\.parts: holds chunks of a run with other settings \(columns\)"):
+    with pytest.raises(InputError, match=r'e\.parquet\.parts: holds chunks of a run with other settings \(columns '
+                                         r'\{"image": "clip_image_features", "title": "clip_text_features"\}, now '
+                                         r'\{"image": "clip_image_features"\}\); rerun with the same settings'):
         run_embed(manifest, out, encoder=enc, text_cols=None, workers=0)
 
 
@@ -269,7 +262,8 @@ def test_model_config_errors(tmp_path):
         load_clip(str(tmp_path / "half.json"), device="cpu")
     with pytest.raises(InputError, match="unknown open_clip model 'ViT-Q-99'"):
         load_clip("ViT-Q-99", device="cpu")
-    with pytest.raises(InputError, match=r"not a known tag or valid file path|not a file"):
+    with pytest.raises(InputError, match=r"nope\.safetensors' is neither a file nor a pretrained tag of tiny-clip "
+                                         r"\(it has none\)"):
         load_clip(str(TINY_CONFIG), pretrained=str(tmp_path / "nope.safetensors"), device="cpu")
 
 

@@ -111,6 +111,23 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
 
 
+def test_failed_writes_are_one_input_error_and_keep_the_old_file(tmp_path):
+    target = tmp_path / "out.parquet"
+    write_table(pa.table({"a": [1]}), target)
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(InputError, match=r"out\.parquet: cannot write: No space left on device$"):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError(28, "No space left on device")
+    with pytest.raises(InputError, match=r"file/out\.parquet: cannot write: a parent folder is a file$"):
+        write_table(pa.table({"a": [2]}), tmp_path / "file" / "out.parquet")
+    with pytest.raises(InputError, match=r"folder: cannot write: Is a directory$"):
+        write_table(pa.table({"a": [2]}), tmp_path / "folder")
+    assert pq.read_table(target).column("a").to_pylist() == [1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder", "out.parquet"]
+
+
 def test_write_csv(tmp_path):
     target = tmp_path / "out.csv"
     write_table(pa.table({"a": [1, 2]}), target)

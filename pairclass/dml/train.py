@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..devices import resolve_device
 
 __all__ = ["TrainHistory", "class_batches", "resolve_device", "train_encoder"]
 
@@ -31,25 +31,6 @@ class TrainHistory:
     n_steps: int = 0
     seconds: float = 0.0
     device: str = "cpu"
-
-
-def resolve_device(device="auto"):
-    """``"auto"`` picks CUDA when available, else the CPU; other names go to ``torch.device``.
-
-    Examples
-    --------
-    >>> resolve_device("cpu")
-    device(type='cpu')
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as e:
-        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda") from e
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} requested but CUDA is not available")
-    return resolved
 
 
 def class_batches(labels, batch_size, m_per_class, rng):

@@ -14,10 +14,11 @@ import torch
 
 from .. import __version__
 from ..errors import input_error
-from ..io import DEFAULT_ID_COL, DEFAULT_VIEWS, read_classes, read_table, require_columns, write_table
+from ..io import DEFAULT_ID_COL, DEFAULT_VIEWS, read_classes, read_table, require_columns, write_error, write_table
 from .images import FetchLimits, ImageDataset, collate_images
-from .models import load_clip
-from .resume import ChunkStore, embedding_column, errors_path
+from .lock import exclusive
+from .models import DEFAULT_MODEL, load_clip
+from .resume import SETTINGS_KEY, ChunkStore, embedding_column, errors_path
 from .templates import fill_templates, load_templates
 from .text import load_text_model
 
@@ -44,11 +45,11 @@ class EmbedResult:
     n_items : int
         Manifest rows.
     n_written : int
-        Rows in the output: the items whose every view embedded.
+        Rows in the output: the items with at least one view embedded (a view that failed is null).
     n_embedded : int
-        Items processed by this run (embedded or failed); the rest came from earlier, interrupted runs.
+        Items processed by this run (embedded or failed); the rest came from earlier runs.
     n_failed : int
-        Items in the errors file.
+        Items with a view that failed; each failed view is a row of the errors file.
     columns : dict
         Manifest column -> output column.
     model, pretrained, backend, device : str
@@ -106,15 +107,22 @@ class ClassEmbedResult:
                 "model": self.model, "pretrained": self.pretrained, "backend": self.backend, "dim": self.dim}
 
 
-def load_encoder(backend="clip", model=None, pretrained=None, *, device="auto", precision="auto"):
-    """The encoder for a backend: open_clip (``"clip"``) or sentence-transformers (``"text"``)."""
+def load_encoder(backend="clip", model=None, pretrained=None, *, random_weights=False, device="auto",
+                 precision="auto"):
+    """The encoder for a backend: open_clip (``"clip"``) or sentence-transformers (``"text"``).
+
+    See :func:`pairclass.embed.load_clip` for ``pretrained`` and ``random_weights`` (clip only) and
+    :func:`pairclass.embed.load_text_model` for the text models.
+    """
     if backend not in BACKENDS:
         raise input_error(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     if backend == "text":
-        if pretrained:
-            raise input_error("--pretrained applies to the clip backend; pass the text model with --model")
+        if pretrained or random_weights:
+            raise input_error("--pretrained and --random-weights apply to the clip backend; pass the text model "
+                              "with --model")
         return load_text_model(model, device=device)
-    return load_clip(model or "ViT-B-32", pretrained, device=device, precision=precision)
+    return load_clip(model or DEFAULT_MODEL, pretrained, random_weights=random_weights, device=device,
+                     precision=precision)
 
 
 def _model_arg(model):
@@ -168,10 +176,35 @@ def _resolve_columns(table, path, image_col, text_cols, backend):
     return image, texts
 
 
+def _settings(encoder, backend, id_col, columns, keep_cols):
+    """What makes two runs' rows compatible: everything that changes a vector, and the columns."""
+    size = encoder.image_size
+    return {"backend": backend, "model": encoder.name, "pretrained": encoder.pretrained,
+            "precision": encoder.precision, "image_size": None if size is None else list(size),
+            "dim": encoder.dim, "id_col": id_col, "columns": columns, "keep_cols": list(keep_cols)}
+
+
+def _check_out(out, manifest):
+    if out.suffix.lower() not in (".parquet", ".pq"):
+        raise input_error("output must be a .parquet file", path=out)
+    try:
+        is_dir, is_manifest = out.is_dir(), out.exists() and manifest.exists() and out.samefile(manifest)
+    except OSError as e:  # a name too long
+        raise write_error(out, e) from e
+    if is_dir:
+        raise input_error("is a directory; pass a file path as the output", path=out)
+    if is_manifest:
+        raise input_error("is the manifest; pass another output path", path=out)
+
+
 def _manifest(path, id_col):
     table = read_table(path)
     require_columns(table, [id_col], path)
+    if not table.num_rows:
+        raise input_error("no rows", path=path)
     ids = table.column(id_col)
+    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type) or pa.types.is_integer(ids.type)):
+        raise input_error(f"ids must be strings or integers, got {ids.type}", path=path, column=id_col)
     if ids.null_count:
         raise input_error(f"{ids.null_count} missing id(s)", path=path, column=id_col)
     ids = ids.cast(pa.string()).to_pylist()
@@ -183,8 +216,6 @@ def _manifest(path, id_col):
                 break
             seen.add(i)
         raise input_error(f"duplicate id {dup!r}", path=path, column=id_col)
-    if not ids:
-        raise input_error("no rows", path=path)
     return table, ids
 
 
@@ -202,11 +233,11 @@ class _Batch:
     def __init__(self, positions, dim, columns):
         self.positions = positions
         self.parts = {c: [] for c in columns}
-        self.errors = {}
+        self.errors = {c: {} for c in columns}
         self.dim = dim
 
     def resolve(self):
-        """Per column, a (len(positions), dim) float32 array; failed rows are zeros."""
+        """Per column, a (len(positions), dim) float32 array; failed rows are zeros (``errors`` says which)."""
         out = {}
         for c, parts in self.parts.items():
             X = np.zeros((len(self.positions), self.dim), np.float32)
@@ -221,27 +252,30 @@ class _Chunker:
 
     def __init__(self, store, ids, chunk_rows):
         self.store, self.ids, self.chunk_rows = store, ids, chunk_rows
-        self.positions, self.embeddings, self.errors = [], [], {}
+        self._reset()
+
+    def _reset(self):
+        self.positions, self.embeddings, self.errors = [], [], {c: {} for c in self.store.views}
 
     def add(self, batch):
         resolved = batch.resolve()
         offset = len(self.positions)
         self.positions += batch.positions
         self.embeddings.append(resolved)
-        self.errors.update({offset + r: e for r, e in batch.errors.items()})
+        for c, errors in batch.errors.items():
+            self.errors[c].update({offset + r: e for r, e in errors.items()})
         if len(self.positions) >= self.chunk_rows:
             self.flush()
 
     def flush(self):
         if not self.positions:
             return
-        columns = self.store.columns
         self.store.write(
             [self.ids[p] for p in self.positions],
-            {c: np.concatenate([e[c] for e in self.embeddings]) for c in columns},
+            {c: np.concatenate([e[c] for e in self.embeddings]) for c in self.store.views},
             self.errors,
         )
-        self.positions, self.embeddings, self.errors = [], [], {}
+        self._reset()
 
 
 def _batches(pending, batch_size, *, image, sources, root, encoder, workers, limits):
@@ -280,6 +314,7 @@ def run_embed(
     backend="clip",
     model=None,
     pretrained=None,
+    random_weights=False,
     device="auto",
     precision="auto",
     batch_size=256,
@@ -299,9 +334,12 @@ def run_embed(
         CSV or parquet with one row per item.
     out : path-like
         Output parquet: the id, the ``keep_cols`` and one L2-normalised list<float32> column per view
-        (``clip_image_features``, ``clip_text_features``). The model, weights, dimension and pairclass
-        version go into the schema metadata.
+        (``clip_image_features``, ``clip_text_features``); a view that failed for an item is null. The
+        schema metadata records the model, weights, dimension, pairclass version, the views
+        (``pairclass.views``, a JSON list) and the settings a rerun must match (``pairclass.settings``).
+        An exclusive lock (``.NAME.lock`` beside it) is held for the run.
     id_col : str, default="product_id"
+        String or integer ids, unique and non-null.
     image_col : str or None, default="auto"
         Column of local paths (relative to ``image_root``) or http(s) URLs. ``"auto"`` uses ``image``
         when the manifest has it.
@@ -312,13 +350,15 @@ def run_embed(
         Manifest columns copied to the output (labels, for example).
     backend : {"clip", "text"}, default="clip"
         open_clip, or sentence-transformers for text-only catalogues.
-    model, pretrained : str, optional
-        See :func:`load_encoder`. Defaults: ViT-B-32 with random weights; the offline MiniLM for ``text``.
+    model, pretrained, random_weights
+        See :func:`load_encoder`. Defaults: ViT-B-32 with its ``laion2b_s34b_b79k`` weights; the offline
+        MiniLM for ``text``.
     device : str, default="auto"
     precision : {"auto", "fp32", "fp16", "bf16"}, default="auto"
     batch_size : int, default=256
     workers : int, optional
-        DataLoader workers that fetch and decode images; default: the CPU count, at most 16.
+        DataLoader workers that fetch and decode images (0: in this process); default: the CPU count,
+        at most 16.
     chunk_rows : int, default=4096
         Items per chunk file. An interrupted run loses at most the chunk in progress.
     image_root : path-like, optional
@@ -328,8 +368,8 @@ def run_embed(
     retry_errors : bool, default=False
         On a rerun, try again the items that failed before.
     encoder : ClipEncoder or SentenceEncoder, optional
-        An already loaded encoder; then ``backend``, ``model``, ``pretrained``, ``device`` and
-        ``precision`` are ignored.
+        An already loaded encoder; then ``backend``, ``model``, ``pretrained``, ``random_weights``,
+        ``device`` and ``precision`` are ignored.
     progress : callable, optional
         Called as ``progress(done, total)`` after each batch (``done`` counts earlier runs' items).
 
@@ -337,60 +377,99 @@ def run_embed(
     -------
     EmbedResult
 
+    Notes
+    -----
+    A rerun resumes: it embeds only the ids that neither the chunks of an interrupted run nor a
+    finished ``out`` hold, so new ids added to the manifest are embedded and added. Chunks or an
+    output made with other settings (model, weights, precision, image size, backend, columns) are
+    refused, as is an existing output that holds ids the manifest lacks.
+
     Raises
     ------
     InputError
-        For a missing or unreadable manifest, a missing column, duplicate ids, a bad model or weights,
-        or chunks left by a run with other settings.
+        For a missing or unreadable manifest, a missing column, bad or duplicate ids, a bad setting,
+        model or weights, an output that another run is writing or that cannot be written, or earlier
+        chunks or output made with other settings.
     """
     manifest, out = Path(manifest), Path(out)
-    if out.suffix.lower() not in (".parquet", ".pq"):
-        raise input_error("output must be a .parquet file", path=out)
+    _check_out(out, manifest)
     table, ids = _manifest(manifest, id_col)
     if encoder is not None:
         backend = "text" if not hasattr(encoder, "encode_images") else "clip"
     image, texts = _resolve_columns(table, manifest, image_col, text_cols, backend)
     require_columns(table, list(keep_cols), manifest)
-    if batch_size < 1 or chunk_rows < 1:
-        raise input_error("batch_size and chunk_rows must be at least 1")
-    model_arg = None
-    if encoder is None:
-        model_arg = _model_arg(model)
-        encoder = load_encoder(backend, model, pretrained, device=device, precision=precision)
+    for name, value, lowest in (("batch_size", batch_size, 1), ("chunk_rows", chunk_rows, 1),
+                                ("workers", workers, 0)):
+        if value is not None and value < lowest:
+            raise input_error(f"{name} must be at least {lowest}, got {value}")
     workers = min(16, os.cpu_count() or 1) if workers is None else workers
     limits = limits or FetchLimits()
     columns = {**image, **texts}
-    signature = {"backend": backend, "model": encoder.name, "pretrained": encoder.pretrained,
-                 "dim": encoder.dim, "id_col": id_col, "columns": columns}
-    store = ChunkStore(out, signature, list(columns.values()))
-    done, failed = store.open()
-    skip = done | (set() if retry_errors else failed)
-    pending = [p for p, i in enumerate(ids) if i not in skip]
-    sources = _strings(table, next(iter(image))) if image else None
+    with exclusive(out):
+        model_arg = None
+        if encoder is None:
+            model_arg = _model_arg(model)
+            encoder = load_encoder(backend, model, pretrained, random_weights=random_weights, device=device,
+                                   precision=precision)
+        settings = _settings(encoder, backend, id_col, columns, keep_cols)
+        store = ChunkStore(out, settings, columns)
+        done, failed = store.open(ids)
+        skip = done | (set() if retry_errors else failed)
+        pending = [p for p, i in enumerate(ids) if i not in skip]
+        sources = _strings(table, next(iter(image))) if image else None
+        root = Path(image_root) if image_root is not None else manifest.parent
+        seconds = _embed_pending(
+            pending, ids, table, encoder, store, image=image, texts=texts, sources=sources, root=root,
+            batch_size=batch_size, workers=workers, chunk_rows=chunk_rows, limits=limits, progress=progress,
+        )
+        metadata = _metadata(encoder, backend, model_arg, {
+            "pairclass.columns": json.dumps(columns), "pairclass.views": json.dumps(list(columns.values())),
+            SETTINGS_KEY: json.dumps(settings),
+        })
+        n_written, errors = store.assemble(table, id_col=id_col, keep_cols=list(keep_cols), metadata=metadata)
+    reasons = {}
+    for reason in errors.column("reason").to_pylist():
+        key = reason.split(":")[0].split(" (after")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    return EmbedResult(
+        out=out, errors_path=errors_path(out) if errors.num_rows else None, n_items=len(ids),
+        n_written=n_written, n_embedded=len(pending), n_failed=len(set(errors.column("id").to_pylist())),
+        columns=columns, model=encoder.name, pretrained=encoder.pretrained, backend=backend,
+        device=str(getattr(encoder, "device", "cpu")), dim=encoder.dim, seconds=seconds,
+        failure_reasons=reasons,
+    )
+
+
+def _embed_pending(pending, ids, table, encoder, store, *, image, texts, sources, root, batch_size, workers,
+                   chunk_rows, limits, progress):
+    """Embed the manifest rows at ``pending`` into chunks; returns the seconds the loop took."""
     text_values = {c: _strings(table, c) for c in texts}
-    root = Path(image_root) if image_root is not None else manifest.parent
-    chunker = _Chunker(store, ids, max(chunk_rows, 1))
+    chunker = _Chunker(store, ids, chunk_rows)
     total, finished = len(ids), len(ids) - len(pending)
 
     def submit(positions, loaded):
-        batch = _Batch(positions, encoder.dim, columns.values())
+        batch = _Batch(positions, encoder.dim, store.views)
         if image:
-            src_col, out_col = next(iter(image.items()))
+            out_col = next(iter(image.values()))
             groups_pos, groups, failures = loaded
-            for local, reason in failures:
-                batch.errors[local] = (src_col, sources[positions[local]] or "", reason)
+            batch.errors[out_col].update(failures)
             if groups:
                 rows = [r for g in groups_pos for r in g]
                 batch.parts[out_col].append((rows, encoder.encode_images(groups)))
         for src_col, out_col in texts.items():
             values = [text_values[src_col][p] for p in positions]
+            batch.errors[out_col].update({r: "missing text" for r, v in enumerate(values) if v is None})
             rows = [r for r, v in enumerate(values) if v is not None]
-            for r, v in enumerate(values):
-                if v is None and r not in batch.errors:
-                    batch.errors[r] = (src_col, "", "missing text")
             if rows:
                 batch.parts[out_col].append((rows, encoder.encode_texts([values[r] for r in rows])))
         return batch
+
+    def finish(batch):
+        nonlocal finished
+        chunker.add(batch)
+        finished += len(batch.positions)
+        if progress is not None:
+            progress(finished, total)
 
     started = time.perf_counter()
     in_flight = None
@@ -402,33 +481,13 @@ def run_embed(
             batch = submit(positions, loaded)
             # resolve the previous batch while the device works on this one
             if in_flight is not None:
-                chunker.add(in_flight)
-                finished += len(in_flight.positions)
-                in_flight = None
-                if progress is not None:
-                    progress(finished, total)
+                finish(in_flight)
             in_flight = batch
         if in_flight is not None:
-            chunker.add(in_flight)
-            finished += len(in_flight.positions)
-            if progress is not None:
-                progress(finished, total)
+            finish(in_flight)
     finally:
         chunker.flush()
-    seconds = time.perf_counter() - started
-    metadata = _metadata(encoder, backend, model_arg, {"pairclass.columns": json.dumps(columns)})
-    n_written, errors = store.assemble(table, id_col=id_col, keep_cols=list(keep_cols), metadata=metadata)
-    reasons = {}
-    for reason in errors.column("reason").to_pylist():
-        key = reason.split(":")[0].split(" (after")[0]
-        reasons[key] = reasons.get(key, 0) + 1
-    return EmbedResult(
-        out=out, errors_path=errors_path(out) if errors.num_rows else None, n_items=total,
-        n_written=n_written, n_embedded=len(pending), n_failed=errors.num_rows, columns=columns,
-        model=encoder.name, pretrained=encoder.pretrained, backend=backend,
-        device=str(getattr(encoder, "device", "cpu")), dim=encoder.dim, seconds=seconds,
-        failure_reasons=reasons,
-    )
+    return time.perf_counter() - started
 
 
 def embed_class_prompts(class_set, templates, encoder, *, batch_size=256):
@@ -452,7 +511,8 @@ def embed_class_prompts(class_set, templates, encoder, *, batch_size=256):
 
 def embed_classes_like(class_set, metadata, *, templates="default", device="auto"):
     """Embed a names-only class set with the model recorded in an embedding file's ``metadata``
-    (written by :func:`run_embed`), with prompt ensembling over ``templates``.
+    (written by :func:`run_embed`): its weights (random when none are recorded) and precision, with
+    prompt ensembling over ``templates``.
 
     Returns
     -------
@@ -472,8 +532,11 @@ def embed_classes_like(class_set, metadata, *, templates="default", device="auto
             "embed the class prompts first (pairclass embed-classes)",
             path=class_set.path,
         )
-    pretrained = metadata.get("pairclass.pretrained") if backend == "clip" else None
-    encoder = load_encoder(backend, metadata["pairclass.model_arg"] or None, pretrained or None, device=device)
+    pretrained = (metadata.get("pairclass.pretrained") if backend == "clip" else None) or None
+    settings = json.loads(metadata.get(SETTINGS_KEY, "{}"))
+    encoder = load_encoder(backend, metadata["pairclass.model_arg"] or None, pretrained,
+                           random_weights=backend == "clip" and pretrained is None, device=device,
+                           precision=settings.get("precision", "auto"))
     template_list = load_templates(templates)
     T, _ = embed_class_prompts(class_set, template_list, encoder)
     return T, f"{encoder.name} x {len(template_list)} templates"
@@ -487,6 +550,7 @@ def run_embed_classes(
     backend="clip",
     model=None,
     pretrained=None,
+    random_weights=False,
     device="auto",
     precision="auto",
     batch_size=256,
@@ -504,7 +568,7 @@ def run_embed_classes(
         (list<float32>), which ``pairclass classify --classes`` reads.
     templates : "default", sequence of str or path-like, default="default"
         Prompt templates, each with one ``{}``; a file has one per line.
-    backend, model, pretrained, device, precision, encoder
+    backend, model, pretrained, random_weights, device, precision, encoder
         As in :func:`run_embed`. Use the model that embedded the items.
     batch_size : int, default=256
 
@@ -520,7 +584,8 @@ def run_embed_classes(
     model_arg = None
     if encoder is None:
         model_arg = _model_arg(model)
-        encoder = load_encoder(backend, model, pretrained, device=device, precision=precision)
+        encoder = load_encoder(backend, model, pretrained, random_weights=random_weights, device=device,
+                               precision=precision)
     else:
         backend = "text" if not hasattr(encoder, "encode_images") else "clip"
     T, prompts = embed_class_prompts(class_set, template_list, encoder, batch_size=batch_size)

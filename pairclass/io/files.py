@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from ..errors import input_error
 
 __all__ = [
-    "TABLE_SUFFIXES", "atomic_path", "current_umask", "check_file", "check_output", "read_lines", "read_table", "require_columns",
+    "TABLE_SUFFIXES", "atomic_path", "current_umask", "write_error", "check_file", "check_output", "read_lines", "read_table", "require_columns",
     "write_table",
 ]
 
@@ -40,16 +40,35 @@ def atomic_path(path):
     'done'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise write_error(path, e) from e
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
+    except OSError as e:
+        raise write_error(path, e) from e
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_error(path, error):
+    """An ``OSError`` met while writing ``path`` (a read-only folder, a full disk, a parent that is a
+    file, a name too long, a folder in the way) as a one-line :class:`~pairclass.errors.InputError`.
+
+    Examples
+    --------
+    >>> str(write_error("out/e.parquet", OSError(28, "No space left on device")))
+    'out/e.parquet: cannot write: No space left on device'
+    """
+    parent_is_file = isinstance(error, (FileExistsError, NotADirectoryError))
+    problem = "a parent folder is a file" if parent_is_file else error.strerror or str(error)
+    return input_error(f"cannot write: {problem}", path=path)
 
 
 def current_umask():

@@ -19,8 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ..errors import input_error
-from .files import current_umask
+from .files import current_umask, write_error
 
 __all__ = ["DatasetSink", "FileSink", "MemorySink", "open_sink"]
 
@@ -34,10 +33,6 @@ def open_sink(out):
     if text.endswith(("/", os.sep)) or path.is_dir() or path.suffix.lower() not in FILE_SUFFIXES:
         return DatasetSink(path)
     return FileSink(path)
-
-
-def _cannot_write(path, e):
-    return input_error(f"cannot write: {e.strerror or e}", path=path)
 
 
 def _plain(table):
@@ -72,7 +67,7 @@ class FileSink:
             self._writer.write_table(table.cast(self._schema))
         except OSError as e:
             self.abort()
-            raise _cannot_write(self.path, e) from None
+            raise write_error(self.path, e) from None
 
     def commit(self):
         try:
@@ -81,7 +76,7 @@ class FileSink:
             os.replace(self._tmp, self.path)
         except OSError as e:
             self.abort()
-            raise _cannot_write(self.path, e) from None
+            raise write_error(self.path, e) from None
 
     def abort(self):
         if self._writer is not None:
@@ -119,7 +114,7 @@ class DatasetSink:
             self._writer.write_table(table.cast(self._schema))
         except OSError as e:
             self.abort()
-            raise _cannot_write(self.path, e) from None
+            raise write_error(self.path, e) from None
 
     def _close_part(self):
         if self._writer is not None:
@@ -139,7 +134,7 @@ class DatasetSink:
                 shutil.rmtree(old, ignore_errors=True)
         except OSError as e:
             self.abort()
-            raise _cannot_write(self.path, e) from None
+            raise write_error(self.path, e) from None
 
     def abort(self):
         try:
