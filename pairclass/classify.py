@@ -352,9 +352,7 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
             top_cos = cos[np.arange(top.size), np.maximum(top, 0)]
             if self.cos_min is not None:
                 keep &= top_cos >= self.cos_min
-            all_kept = keep.all()
-            stats = stats + GroupStats.from_rows(chunk if all_kept else chunk[keep], top[keep],
-                                                 n if all_kept else n[keep])
+            stats = stats + GroupStats.from_rows(chunk, np.where(keep, top, -1), n)
             if self.diff_min > 0:
                 close = (top_cos[:, None] - cos) < self.diff_min
                 close[np.arange(top.size), np.maximum(top, 0)] = False

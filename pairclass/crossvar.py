@@ -14,6 +14,7 @@ across batches and machines.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,8 +33,8 @@ __all__ = [
 # statistics in any order. The rounding (below 5e-7) is far below what separates two classes.
 _UNITS = 1 << 20
 # Rows per product: |value| <= _UNITS, so a sum of squares over this many rows stays below 2**53,
-# where float64 still counts every integer.
-_EXACT_ROWS = 1 << 13
+# where float64 still counts every integer (and the chunk stays in cache).
+_EXACT_ROWS = 1 << 12
 # Groups x rows up to which one (one-hot) matrix product sums a chunk; beyond, sorted row sums.
 _ONEHOT_LIMIT = 1 << 21
 # Sums of squares grow past int64 on huge groups: they are kept as hi * 2**32 + lo, 0 <= lo < 2**32.
@@ -115,6 +116,7 @@ class GroupStats:
         ----------
         X : ndarray of shape (n_rows, n_features)
         keys : array-like of int of shape (n_rows,)
+            Group per row; rows with a negative key are left out.
         norms : ndarray of shape (n_rows,), optional
             The rows' norms when the caller has them (default: :func:`row_norms`).
         squares : bool, default=True
@@ -123,22 +125,32 @@ class GroupStats:
         keys = np.asarray(keys, dtype=np.int64)
         D = X.shape[1]
         uniq, inverse, count = np.unique(keys, return_inverse=True, return_counts=True)
+        # Left-out rows form a group of their own (the first), dropped at the end: no copy of the rest.
+        skip = int(uniq.size > 0 and uniq[0] < 0)
         G = uniq.size
         units = np.zeros((G, D), np.int64)
         hi = np.zeros((G, D), np.int64) if squares else None
         lo = np.zeros((G, D), np.int64) if squares else None
-        if G == 0:
-            return cls(uniq, count.astype(np.int64), units, hi, lo)
-        norms = row_norms(X) if norms is None else np.asarray(norms)
-        scale = (_UNITS / norms).astype(X.dtype)
-        for start in range(0, keys.size, _EXACT_ROWS):
-            rows = slice(start, min(start + _EXACT_ROWS, keys.size))
-            q = np.rint(X[rows] * scale[rows, None]).astype(np.float64)
-            group = inverse[rows]
-            units += _group_sums(q, group, G)
-            if squares:
-                np.square(q, out=q)
-                _add_wide(hi, lo, _group_sums(q, group, G))
+        if G > skip:
+            norms = row_norms(X) if norms is None else np.asarray(norms)
+            if skip:
+                norms = np.where(inverse == 0, 1, norms)
+            scale = (_UNITS / norms).astype(X.dtype)[:, None]
+            rounded, q = _buffers(min(keys.size, _EXACT_ROWS), D, X.dtype)
+            for start in range(0, keys.size, _EXACT_ROWS):
+                rows = slice(start, min(start + _EXACT_ROWS, keys.size))
+                n = rows.stop - rows.start
+                np.multiply(X[rows], scale[rows], out=rounded[:n])
+                np.rint(rounded[:n], out=rounded[:n])
+                np.copyto(q[:n], rounded[:n])
+                group = inverse[rows]
+                units += _group_sums(q[:n], group, G)
+                if squares:
+                    np.square(q[:n], out=q[:n])
+                    _add_wide(hi, lo, _group_sums(q[:n], group, G))
+        uniq, count, units = uniq[skip:], count[skip:], units[skip:]
+        if squares:
+            hi, lo = hi[skip:], lo[skip:]
         return cls(uniq, count.astype(np.int64), units, hi, lo)
 
     def __add__(self, other):
@@ -199,7 +211,8 @@ def _group_sums(q, group, n_groups):
     if n_groups * q.shape[0] <= _ONEHOT_LIMIT:
         onehot = np.zeros((q.shape[0], n_groups))
         onehot[np.arange(q.shape[0]), group] = 1.0
-        # (q.T @ onehot) rather than (onehot.T @ q): OpenBLAS handles the short-wide product poorly.
+        # (q.T @ onehot) rather than (onehot.T @ q): a multithreaded OpenBLAS handles the short-wide
+        # product poorly.
         sums = (q.T @ onehot).T
     else:
         order = np.argsort(group, kind="stable")
@@ -207,6 +220,18 @@ def _group_sums(q, group, n_groups):
         sums = np.zeros((n_groups, q.shape[1]))
         sums[present] = np.add.reduceat(q[order], starts, axis=0)
     return sums.astype(np.int64)
+
+
+_local = threading.local()
+
+
+def _buffers(rows, width, dtype):
+    """Per-thread scratch arrays for :meth:`GroupStats.from_rows`, kept between calls: fresh large
+    arrays cost a page fault per page on first touch."""
+    key = (rows, width, np.dtype(dtype))
+    if getattr(_local, "key", None) != key:
+        _local.key, _local.arrays = key, (np.empty((rows, width), dtype), np.empty((rows, width)))
+    return _local.arrays
 
 
 def _add_wide(hi, lo, values):

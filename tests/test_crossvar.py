@@ -77,6 +77,15 @@ def test_sums_of_squares_stay_exact_past_int64():
     assert stats.sumsq.tolist() == [[2.0**24]] and stats.sum.tolist() == [[2.0**24]]
 
 
+def test_negative_keys_leave_their_rows_out():
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(200, 5))
+    keys = rng.integers(-1, 4, size=200)
+    X[keys < 0] = 0  # left-out rows may even be all-zero
+    assert GroupStats.from_rows(X, keys).equals(GroupStats.from_rows(X[keys >= 0], keys[keys >= 0]))
+    assert GroupStats.from_rows(X, np.full(200, -1)).count.size == 0
+
+
 def test_many_groups_path_matches_few_groups_path(monkeypatch):
     rng = np.random.default_rng(3)
     X = rng.normal(size=(300, 4))

@@ -269,3 +269,17 @@ def test_unknown_proto_prior_is_an_input_error():
     views, T, _ = two_views()
     with pytest.raises(InputError, match="unknown prototype prior 'items'; choose from min-count, class"):
         run_methods(views, T, ["cotrain"], proto_prior="items")
+
+
+@pytest.mark.parametrize("method", ["cotrain", "cotrain_transclip", "cotrain_gmm"])
+def test_two_view_methods_run_on_one_view(method):
+    views, T, _ = two_views(4)
+    X = views["a"]
+    got = run({"a": X}, T, method)["a"]
+    refined = np.where(recognised_classes(X, T, reference_proto(X, T))[:, None],
+                       refine_class_embeddings(X, T, reference_proto(X, T), prior_count=3), T)
+    if method == "cotrain":
+        np.testing.assert_array_equal(got, reference_proto(X, T))
+    else:
+        params = {"n_neighbors": 0, "mean_prior": 1.0} if method == "cotrain_gmm" else {}
+        np.testing.assert_array_equal(got, TransCLIPClassifier(refined, **params).fit(X).predict(X))

@@ -244,3 +244,25 @@ def test_keep_cols_are_carried_into_the_output(tmp_path, make_files):
     emb, cls = make_files()
     result = run_classify(emb, cls, keep_cols=["category"], methods=["baseline"])
     assert result.predictions.column("category").to_pylist() == pq.read_table(emb).column("category").to_pylist()
+
+
+def test_plans_share_identical_statistics_and_decisions_within_a_scan(monkeypatch):
+    views, T, y = data(seed=6)
+    calls = []
+    original = PairwiseClassifier.statistics
+
+    def counting(self, X, codes=None, norms=None):
+        calls.append(codes is None)
+        return original(self, X, codes, norms)
+
+    monkeypatch.setattr(PairwiseClassifier, "statistics", counting)
+    _, alone = run_methods(views, T, ["cotrain"], PairwiseClassifier(**EST), batch_rows=1000)
+    n_alone = len(calls)
+    calls.clear()
+    _, together = run_methods(views, T, ["cotrain", "proto", "pairwise"], PairwiseClassifier(**EST),
+                              batch_rows=1000)
+    # proto repeats cotrain's first stage exactly and pairwise's statistics are the first stage's.
+    assert len(calls) == n_alone == 4
+    for v in VIEWS:
+        np.testing.assert_array_equal(together["cotrain"][v], alone["cotrain"][v])
+    assert together["proto"][VIEWS[0]].shape == y.shape

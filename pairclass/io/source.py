@@ -26,6 +26,8 @@ __all__ = ["DEFAULT_BATCH_ROWS", "ArraySource", "ParquetSource", "VIEWS_METADATA
 # Rows per batch: large enough that per-batch overheads vanish, small enough that a batch and its
 # temporaries (a few copies of it) stay near a hundred MB at 768-d (see scripts/bench_scale.py).
 DEFAULT_BATCH_ROWS = 16_384
+# Bytes read from a file at a time.
+_READ_BUFFER = 1 << 20
 # Schema metadata where `pairclass embed` names the embedding columns it wrote.
 VIEWS_METADATA_KEY = "pairclass.views"
 
@@ -138,7 +140,8 @@ class ParquetSource:
 
     def _first_length(self):
         for path in self.files:
-            for record in pq.ParquetFile(path).iter_batches(batch_size=1, columns=self.views):
+            for record in pq.ParquetFile(path, pre_buffer=False, buffer_size=_READ_BUFFER).iter_batches(
+                    batch_size=1, columns=self.views):
                 if record.num_rows:
                     dims = {v: int(embedding_matrix(record.column(v), path=path, name=v).shape[1]) for v in self.views}
                     if len(set(dims.values())) > 1:
@@ -156,11 +159,11 @@ class ParquetSource:
         """Validated :class:`~pairclass.batch.Batch` es, in file and row order."""
         index = start = 0
         for part, path in enumerate(self.files):
-            fragment = next(ds.dataset(path, format="parquet").get_fragments())
             row = 0
             try:
-                scan = fragment.to_batches(schema=fragment.physical_schema, columns=self.columns,
-                                           batch_size=self.batch_rows, batch_readahead=1, fragment_readahead=1)
+                # Buffered reads without pre-buffering: a batch's pages, not whole row groups, in memory.
+                scan = pq.ParquetFile(path, pre_buffer=False, buffer_size=_READ_BUFFER).iter_batches(
+                    batch_size=self.batch_rows, columns=self.columns)
                 for record in scan:
                     if record.num_rows == 0:
                         continue

@@ -20,6 +20,8 @@ all the way onto them, its embedding would sit inside that neighbour and draw mo
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from sklearn.base import clone
 
@@ -77,14 +79,44 @@ def baseline(ctx):
     return Predict(predict)
 
 
+def _digest(*arrays):
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
 def _statistics(clf, codes=None):
-    """A pass's map: each input's pair statistics (grouped by ``codes(batch)`` when given)."""
+    """A pass's map: each input's pair statistics (grouped by ``codes(batch)`` when given).
+
+    Zero-shot statistics depend only on the class embeddings and the filters, so plans that ask for
+    the same ones in one scan (``pairwise`` beside ``cotrain``, say) share one computation."""
+    keys = {v: ("statistics", v, _digest(c.class_embeddings_), c.cos_min, c.diff_min) for v, c in clf.items()}
 
     def map_(batch):
-        return {v: c.statistics(batch.x(v), None if codes is None else codes(batch), batch.norms(v))
+        if codes is not None:
+            labels = codes(batch)
+            return {v: c.statistics(batch.x(v), labels, batch.norms(v)) for v, c in clf.items()}
+        return {v: batch.memo(keys[v], lambda v=v, c=c: c.statistics(batch.x(v), None, batch.norms(v)))
                 for v, c in clf.items()}
 
     return map_
+
+
+def decisions(clf, view):
+    """``decide(batch)``: the fitted classifier's decisions on the batch's ``view``, computed once per
+    batch for every plan holding an identical classifier."""
+    fitted = clf.stats_
+    parts = [clf.class_embeddings_, fitted.keys, fitted.count, fitted.units]
+    if fitted.squares_hi is not None:
+        parts += [fitted.squares_hi, fitted.squares_lo]
+    key = ("decide", view, _digest(*parts), clf.match, clf.k, clf.min_count, clf.seed, clf.tournament,
+           clf.candidates)
+
+    def decide(batch):
+        return batch.memo(key, lambda: clf._decide(batch.x(view), batch.norms(view)))
+
+    return decide
 
 
 def _fit(clf, stats):
@@ -94,10 +126,12 @@ def _fit(clf, stats):
 
 
 def _predict(clf, joint=False):
+    decide = {v: decisions(c, v) for v, c in clf.items()}
+
     def map_(batch):
         out = {}
-        for v, c in clf.items():
-            d = c._decide(batch.x(v), batch.norms(v))
+        for v in clf:
+            d = decide[v](batch)
             out[v] = {"pred": d.pred, "confidence": d.confidence}
         return out
 
@@ -111,9 +145,7 @@ def _class_sums(clf, labels):
     def map_(batch):
         out = {}
         for v in clf:
-            X, codes = batch.x(v), labels(batch, v)
-            keep = codes >= 0
-            out[v] = GroupStats.from_rows(X[keep], codes[keep], batch.norms(v)[keep], squares=False)
+            out[v] = GroupStats.from_rows(batch.x(v), labels(batch, v), batch.norms(v), squares=False)
         return out
 
     return map_
@@ -132,7 +164,8 @@ def _proto_stage(ctx, inputs):
     T = ctx.class_embeddings
     first = {v: ctx.classifier(T, "fisher") for v in inputs}
     _fit(first, (yield Pass("pair statistics", _statistics(first))))
-    sums = yield Pass("prototypes", _class_sums(first, lambda b, v: first[v]._decide(b.x(v), b.norms(v)).pred))
+    decide = {v: decisions(c, v) for v, c in first.items()}
+    sums = yield Pass("prototypes", _class_sums(first, lambda b, v: decide[v](b).pred))
     C = T.shape[0]
     refined = {}
     for v in inputs:
@@ -149,8 +182,8 @@ def proto(ctx, joint=False):
 
 def agreed_stage(ctx):
     """``cotrain``'s first stage: each view's ``proto`` stage, the classes its bracket and the other
-    view's agree on (-1 where they disagree), and the class embeddings moved towards those items for
-    the classes either view recognises.
+    view's agree on (-1 where they disagree; with one view, its own), and the class embeddings moved
+    towards those items for the classes either view recognises.
 
     Returns
     -------
@@ -161,30 +194,27 @@ def agreed_stage(ctx):
     agreed : callable
         ``agreed(batch)``: the agreed class per row, recomputed from the stage's classifiers.
     """
-    a, b = ctx.inputs
-    stage = yield from _proto_stage(ctx, ctx.inputs)
+    views = ctx.inputs
+    stage = yield from _proto_stage(ctx, views)
+    decide = {v: decisions(c, v) for v, c in stage.items()}
 
     def agreed(batch):
-        def compute():
-            pa, pb = (stage[v]._decide(batch.x(v), batch.norms(v)).pred for v in (a, b))
-            return np.where(pa == pb, pa, -1)
-
-        return batch.memo(("agreed", id(stage)), compute)
+        preds = [decide[v](batch).pred for v in views]
+        return preds[0] if len(preds) == 1 else np.where(preds[0] == preds[1], preds[0], -1)
 
     from ..crossvar import GroupStats
 
     def map_(batch):
         codes = agreed(batch)
-        keep = codes >= 0
-        return {v: GroupStats.from_rows(batch.x(v)[keep], codes[keep], batch.norms(v)[keep]) for v in (a, b)}
+        return {v: GroupStats.from_rows(batch.x(v), codes, batch.norms(v)) for v in views}
 
     stats = yield Pass("agreed prototypes", map_)
     T = ctx.class_embeddings
     C = T.shape[0]
-    dense = {v: stats[v].dense(C) for v in (a, b)}
-    known = np.logical_or.reduce([recognised(T, *dense[v]) for v in (a, b)])
+    dense = {v: stats[v].dense(C) for v in views}
+    known = np.logical_or.reduce([recognised(T, *dense[v]) for v in views])
     refined = {v: np.where(known[:, None], moved(T, *dense[v], prior_count=ctx.prior(dense[v][0])), T)
-               for v in (a, b)}
+               for v in views}
     return refined, stats, agreed
 
 

@@ -32,9 +32,7 @@ def class_sums(X, labels, n_classes, norms=None):
     >>> counts.tolist(), np.round(sums, 3).tolist()
     ([2, 0], [[0.6, 1.8], [0.0, 0.0]])
     """
-    keep = np.asarray(labels) >= 0
-    stats = GroupStats.from_rows(X[keep], labels[keep], None if norms is None else norms[keep], squares=False)
-    return stats.dense(n_classes)
+    return GroupStats.from_rows(X, labels, norms, squares=False).dense(n_classes)
 
 
 def moved(class_embeddings, counts, sums, *, prior_count=0):
