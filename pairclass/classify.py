@@ -460,6 +460,7 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
         # Scoring every pair with one matrix product (beside the class cosines) beats gathering each
         # match's dimensions while the pairs are few.
         dense = n_pairs * X.shape[1] <= _GATHER_COST * n_matches * k
+        seed_match = self.match in (None, "cosine")
         W = np.vstack([self.class_embeddings_, self._dense_weights()]).astype(X.dtype) if dense else None
         width = max(C, X.shape[1], C + n_pairs if dense else max(m, n_matches) * k)
         for rows in row_chunks(n, width):
@@ -470,7 +471,7 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
                 scores = chunk @ W.T
                 cos = scores[:, :C] * inv
                 pair_scores = scores[:, C:]
-                if self.match not in (None, "cosine"):
+                if not seed_match:
                     pair_scores = pair_scores * inv - self.pair_offsets_.astype(X.dtype)
                 play = _lookup_play(pair_scores, C)
             else:
@@ -483,7 +484,16 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
                 winner, runner_up = run_round_robin(cands, play, np.take_along_axis(cos, cands, axis=1))
             every = np.arange(winner.size)
             out["pred"][rows] = winner
-            out["confidence"][rows] = self._margins(chunk, nrm, cos, every, winner, runner_up)
+            if dense:
+                final = pair_index(winner, runner_up, C)
+                score = pair_scores[every, final]
+                if seed_match:
+                    # The seed's margin divides by |x_S|, the norm on the final pair's dimensions.
+                    xs = np.take_along_axis(chunk, np.maximum(self.pair_dims_[final], 0), axis=1)
+                    score = score / np.maximum(np.sqrt(np.einsum("ij,ij->i", xs, xs)), np.finfo(np.float32).tiny)
+                out["confidence"][rows] = self._signed(score, cos, every, winner, runner_up, final)
+            else:
+                out["confidence"][rows] = self._margins(chunk, nrm, cos, every, winner, runner_up)
             out["baseline_pred"][rows], out["baseline_top_cos"][rows], out["baseline_margin"][rows] = (
                 _top_two(cos)
             )
@@ -523,9 +533,14 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
             full = cos[rows, lo] - cos[rows, hi]
             lo_minus_hi = (alpha * full + beta * np.einsum("ij,ij->i", xs, self.pair_weights_[p]) / norms[rows]
                            - self.pair_offsets_[p])
+        return self._signed(lo_minus_hi, cos, rows, a, b, p)
+
+    def _signed(self, lo_minus_hi, cos, rows, a, b, p):
+        """Scores of the lower class over the higher as ``a``'s over ``b``, fallback pairs by the full
+        cosine; the lower class wins exact ties, so a tie is a (tiny) positive margin for it."""
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
         fallback = self.fallback_pairs_[p]
         lo_minus_hi[fallback] = cos[rows[fallback], lo[fallback]] - cos[rows[fallback], hi[fallback]]
-        # The lower class wins exact ties, so a tie is a (tiny) positive margin for it.
         lo_minus_hi = np.where(lo_minus_hi == 0, np.finfo(np.float32).tiny, lo_minus_hi)
         return np.where(a == lo, lo_minus_hi, -lo_minus_hi)
 

@@ -5,7 +5,7 @@ Each configuration runs baseline and pairwise in one process, one after the othe
 is measured on the same machine state. Peak memory is the resident-set high-water mark during the
 method, reset before each (Linux /proc/self/clear_refs), reported beside the input matrix size.
 
-    python scripts/bench_speed.py                      # N in {10k, 100k, 1M}, C in {13, 200}
+    python scripts/bench_speed.py                      # N in {300k, 1M}, C in {13, 200}
     python scripts/bench_speed.py --n 10000 --c 13     # one configuration
     python scripts/bench_speed.py --c 13 --tournaments bracket copeland   # knockout vs round robin
     python scripts/bench_speed.py --matches cosine midpoint fisher        # match scoring
@@ -68,8 +68,8 @@ def run(n, c, d, k, candidates, tournaments, matches):
     rows.append(("baseline", n, c, base_s, base_mem, input_mib, 1.0))
     for tournament in tournaments:
         for match in matches:
-            clf = PairwiseClassifier(k=k, candidates=candidates, tournament=tournament, match=match)
-            pair_s, pair_mem = measure(lambda: clf.fit(X, T).decide(X))
+            clf = PairwiseClassifier(T, k=k, candidates=candidates, tournament=tournament, match=match)
+            pair_s, pair_mem = measure(lambda: clf.fit(X).decide(X))
             name = "pairwise" + (f" (top-{candidates})" if candidates else "")
             name += f" {tournament}" if tournament != "bracket" else ""
             name += f" {match}" if match != "cosine" else ""
@@ -79,7 +79,7 @@ def run(n, c, d, k, candidates, tournaments, matches):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--n", type=int, nargs="*", default=[300_000, 1_000_000])
     ap.add_argument("--c", type=int, nargs="*", default=[13, 200])
     ap.add_argument("--d", type=int, default=768)
     ap.add_argument("--k", type=int, default=100)
