@@ -14,6 +14,7 @@ found with 8 bytes per item (a hash).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -32,6 +33,8 @@ from .metrics import Confusion, hollow_agreement
 __all__ = ["Outcome", "LogProgress", "classify"]
 
 log = logging.getLogger("pairclass")
+# Disk left free beside the view cache.
+_CACHE_MARGIN = 2 << 30
 
 
 class LogProgress:
@@ -251,7 +254,7 @@ class _Scans:
         first = self.count == 1
         batches = self.source.batches() if first or self.cache is None else self.cache.batches()
         on_batch = None
-        if first and self.use_cache and not last:
+        if first and self.use_cache and not last and self._cache_fits():
             self.cache = ViewCache(self.cache_dir)
             on_batch = self.cache.write
 
@@ -275,6 +278,20 @@ class _Scans:
                 self.cache.finish()
             self._check_unique(hashes)
         return stats
+
+    def _cache_fits(self):
+        """Whether the view cache fits on its disk, with a margin; if not, later scans re-read the files."""
+        import shutil
+        import tempfile
+
+        need = self.source.n_rows * (4 * self.source.dim * len(self.source.views) + 64)
+        where = self.cache_dir or tempfile.gettempdir()
+        free = shutil.disk_usage(where if os.path.exists(where) else os.path.dirname(os.path.abspath(where))).free
+        if need > free - _CACHE_MARGIN:
+            self.progress.note(f"view cache: {need / 2**30:.1f} GiB needed, {free / 2**30:.1f} GiB free in {where}; "
+                               "later scans re-read the files (--cache-dir chooses another disk)")
+            return False
+        return True
 
     def _check_unique(self, hashes):
         h = np.sort(np.concatenate(hashes.parts))

@@ -266,3 +266,20 @@ def test_plans_share_identical_statistics_and_decisions_within_a_scan(monkeypatc
     for v in VIEWS:
         np.testing.assert_array_equal(together["cotrain"][v], alone["cotrain"][v])
     assert together["proto"][VIEWS[0]].shape == y.shape
+
+
+def test_a_cache_that_would_not_fit_is_skipped_with_a_note(tmp_path, monkeypatch):
+    import pairclass.pipeline as pipeline
+
+    views, T, y = data(seed=7)
+    names = [f"c{i}" for i in range(len(T))]
+    folder = write_shards(tmp_path / "s", views, y, names, [50])
+    _, cached = run_source(ParquetSource(folder, VIEWS, batch_rows=20), T, names, ["cotrain"])
+    monkeypatch.setattr(pipeline, "_CACHE_MARGIN", 1 << 62)
+    notes = []
+    monkeypatch.setattr(pipeline.LogProgress, "note", lambda self, message: notes.append(message))
+    made = []
+    monkeypatch.setattr(pipeline, "ViewCache", lambda *a: made.append(a))
+    _, reread = run_source(ParquetSource(folder, VIEWS, batch_rows=20), T, names, ["cotrain"])
+    assert reread.equals(cached) and not made
+    assert len(notes) == 1 and "later scans re-read the files" in notes[0]
