@@ -340,6 +340,12 @@ def classify(
     out: Annotated[
         Optional[Path], typer.Option(help="Write predictions: FILE.parquet, FILE.csv, or DIR/ for part files.")
     ] = None,
+    report: Annotated[
+        Optional[Path], typer.Option(help="Write a self-contained HTML report (matrices, per-class F1, examples).")
+    ] = None,
+    image_col: Annotated[
+        Optional[str], typer.Option(help="Image paths to show as thumbnails in the report.")
+    ] = None,
     batch_rows: Annotated[
         int, typer.Option(min=1, help="Rows read at a time.", rich_help_panel=SCALE)
     ] = DEFAULT_BATCH_ROWS,
@@ -374,7 +380,7 @@ def classify(
         label_level=label_level, keep_cols=split_list(keep_cols, "column") if keep_cols else (), methods=methods,
         proto_prior=proto_prior.value, center=center.value, encoder=encoder, out=out, keep_predictions=False,
         batch_rows=batch_rows, cache=cache, cache_dir=cache_dir, engine=LocalEngine(workers),
-        progress=ScanProgress(quiet=json_out),
+        progress=ScanProgress(quiet=json_out), report=report, image_col=image_col,
     )
     for note in result.warnings:
         err.print(f"[yellow]Warning:[/] {note}", highlight=False)
@@ -384,6 +390,8 @@ def classify(
         render_classify(result)
         if out is not None:
             err.print(f"wrote {result.n_items:,} predictions to {out}", highlight=False)
+        if report is not None:
+            err.print(f"wrote the report to {report}", highlight=False)
 
 
 # `pairclass embed` and `pairclass embed-classes` (torch is imported only when they run)

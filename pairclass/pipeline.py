@@ -80,6 +80,11 @@ class Outcome:
         ``{method: Confusion}`` of the second view's predictions (rows) against the first's.
     predicted_counts : dict
         ``{(method, view): ndarray (n_classes,)}``.
+    examples : pyarrow.Table or None
+        With ``examples=k``: per class, the ``k`` most and ``k`` least confident output rows of the
+        default method (or the last one asked for) on the first view.
+    classifiers : dict
+        ``{(method, input): PairwiseClassifier}`` that made each method's predictions.
     """
 
     n_items: int
@@ -92,6 +97,8 @@ class Outcome:
     label_confusion: dict = field(default_factory=dict)
     view_agreement: dict = field(default_factory=dict)
     predicted_counts: dict = field(default_factory=dict)
+    examples: pa.Table | None = None
+    classifiers: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -134,7 +141,7 @@ def _hash_ids(ids):
 
 def classify(source, estimator, class_embeddings, class_names, *, methods=(DEFAULT_METHOD,),
              proto_prior="min-count", center="none", encoder=None, sink=None, engine=None, cache=True,
-             cache_dir=None, progress=None):
+             cache_dir=None, progress=None, examples=0):
     """Classify every item of ``source`` with each method, per view, and score the predictions.
 
     Parameters
@@ -162,6 +169,8 @@ def classify(source, estimator, class_embeddings, class_names, *, methods=(DEFAU
     cache_dir : path-like, optional
         Where the cache lives while the run lasts (default: the system's temporary folder).
     progress : LogProgress-like, optional
+    examples : int
+        Keep, per class, this many of the most and of the least confident rows (for a report).
 
     Returns
     -------
@@ -208,7 +217,7 @@ def classify(source, estimator, class_embeddings, class_names, *, methods=(DEFAU
             results = scans.run(label, lambda b, active=active: tuple(s.request.map(s.space.batch(b)) for s in active))
             for stage, result in zip(active, results):
                 stage.request = _advance(stage.plan, result)
-        outcome = _final_scan(scans, stages, source, views, names, sink)
+        outcome = _final_scan(scans, stages, source, views, names, sink, examples)
         if sink is not None:
             sink.commit()
     except BaseException:
@@ -305,8 +314,9 @@ class _Scans:
             self.cache.close()
 
 
-def _final_scan(scans, stages, source, views, names, sink):
+def _final_scan(scans, stages, source, views, names, sink, n_examples):
     C = len(names)
+    shown = _example_column(stages, views)
     dictionary = pa.array(names, pa.string())
     labelled = source.label_col is not None
     joint = {s.name: s.request.joint for s in stages}
@@ -337,7 +347,12 @@ def _final_scan(scans, stages, source, views, names, sink):
             if len(views) == 2 and not joint[stage.name]:
                 entry["agreement"] = Confusion.of(per_view[views[1]], per_view[views[0]], C, C)
             stats[stage.name] = entry
-        return stats, pa.table(columns)
+        table = pa.table(columns)
+        if n_examples:
+            pred, confidence = (np.asarray(table.column(f"{shown}__{f}").combine_chunks().indices if f == "pred"
+                                           else table.column(f"{shown}__{f}")) for f in ("pred", "confidence"))
+            stats["examples"] = _Examples.of(table, pred, np.asarray(confidence), batch.start, n_examples)
+        return stats, table
 
     def write(batch, table):
         if sink is not None:
@@ -345,7 +360,48 @@ def _final_scan(scans, stages, source, views, names, sink):
 
     label = " · ".join(f"{s.name}: predictions" for s in stages)
     stats = scans.run(label, predict, last=True, on_result=write)
-    return _outcome(stats, stages, source, views, names, joint)
+    outcome = _outcome(stats, stages, source, views, names, joint)
+    outcome.examples = stats["examples"].table if n_examples else None
+    outcome.classifiers = {(s.name, v): c for s in stages for v, c in s.request.classifiers.items()}
+    return outcome
+
+
+def _example_column(stages, views):
+    """The output column prefix whose predictions the examples are chosen by."""
+    names = [s.name for s in stages]
+    stage = stages[names.index(DEFAULT_METHOD)] if DEFAULT_METHOD in names else stages[-1]
+    return stage.name if stage.request.joint else f"{views[0]}__{stage.name}"
+
+
+@dataclass(frozen=True)
+class _Examples:
+    """Per class, the ``k`` most and ``k`` least confident rows seen (ties: the earlier row); merged
+    with ``+``, so the sample does not depend on the batching."""
+
+    table: pa.Table
+    k: int
+
+    @classmethod
+    def of(cls, table, pred, confidence, first_row, k):
+        rows = np.arange(first_row, first_row + len(pred))
+        return cls(table.append_column("__row", pa.array(rows)).append_column("__class", pa.array(pred))
+                   .append_column("__confidence", pa.array(confidence, pa.float64())), k)._trimmed()
+
+    def __add__(self, other):
+        return _Examples(pa.concat_tables([self.table, other.table]), self.k)._trimmed()
+
+    def _trimmed(self):
+        c = np.asarray(self.table.column("__class"))
+        conf = np.asarray(self.table.column("__confidence"))
+        row = np.asarray(self.table.column("__row"))
+        keep = set()
+        for sign in (-1, 1):
+            order = np.lexsort((row, sign * conf, c))
+            first = np.r_[0, np.flatnonzero(np.diff(c[order])) + 1]
+            rank = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
+            keep.update(order[rank < self.k].tolist())
+        index = np.array(sorted(keep, key=lambda i: row[i]), dtype=np.int64)
+        return _Examples(self.table.take(index), self.k)
 
 
 def _label_codes(labels, dictionary):

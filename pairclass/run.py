@@ -17,6 +17,9 @@ from .errors import InputError
 from .io import DEFAULT_BATCH_ROWS, DEFAULT_ID_COL, MemorySink, ParquetSource, check_output, open_sink
 from .methods import DEFAULT_METHOD
 from .pipeline import LogProgress, classify
+from .report import write_classify_report
+from .report.build import classify_report
+from .report.classify_page import EXAMPLES_PER_SIDE
 
 __all__ = ["ClassifyResult", "run_classify"]
 
@@ -83,6 +86,9 @@ def run_classify(
     cache_dir=None,
     engine=None,
     progress=None,
+    report=None,
+    image_col=None,
+    image_root=None,
 ):
     """Classify every item of an embedding file (or folder, or glob), per view and method, and score.
 
@@ -124,21 +130,30 @@ def run_classify(
         The local view cache of multi-scan runs (see :func:`pairclass.pipeline.classify`).
     engine : LocalEngine, optional
     progress : LogProgress-like, optional
+    report : path-like, optional
+        Also write an HTML page: summary, confusion and agreement matrices, per-class F1, examples
+        (their ``keep_cols`` as text), kept dimensions (see :mod:`pairclass.report`).
+    image_col : str, optional
+        A column of image paths to show as thumbnails in the report (carried into the output too).
+    image_root : path-like, optional
+        Folder of relative image paths (default: the embeddings' folder).
 
     Returns
     -------
     ClassifyResult
     """
     estimator = PairwiseClassifier() if estimator is None else estimator
+    carried = list(keep_cols) + ([image_col] if image_col and image_col not in keep_cols else [])
     source = ParquetSource(embeddings, views, id_col=id_col, label_col=label_col, label_level=label_level,
-                           keep_cols=keep_cols, batch_rows=batch_rows)
+                           keep_cols=carried, batch_rows=batch_rows)
     if len(source.views) > 2:
         raise InputError(f"at most two views can be compared, got {len(source.views)}: {', '.join(source.views)}")
     progress = progress or LogProgress()
     cls = load_class_embeddings(classes, source.dim, against=f"{source.path}: {source.views[0]}",
                                 metadata=source.metadata, progress=progress.note)
-    if out is not None:
-        check_output(out, [*source.files, cls.path])
+    for target in (out, report):
+        if target is not None:
+            check_output(target, [*source.files, cls.path])
     keep = out is None if keep_predictions is None else keep_predictions
     sink = open_sink(out) if out is not None else MemorySink() if keep else None
     head = None
@@ -148,7 +163,12 @@ def run_classify(
         head = load_encoder(encoder)
     outcome = classify(source, estimator, cls.embeddings, cls.names, methods=methods, proto_prior=proto_prior,
                        center=center, encoder=head, sink=sink, engine=engine, cache=cache, cache_dir=cache_dir,
-                       progress=progress)
+                       progress=progress, examples=EXAMPLES_PER_SIDE if report is not None else 0)
+    if report is not None:
+        page = classify_report(outcome, source=source.path, id_col=source.id_col, label_col=label_col,
+                               text_cols=[c for c in keep_cols if c != image_col], image_col=image_col,
+                               image_root=image_root or source.files[0].parent)
+        write_classify_report(page, report)
     return ClassifyResult(
         n_items=outcome.n_items, views=outcome.views, classes=outcome.classes, methods=outcome.methods,
         per_class=outcome.per_class, predictions=sink.table if isinstance(sink, MemorySink) else None,

@@ -1,5 +1,6 @@
 """The HTML reports: rendered in a real headless Chromium, checked in its DOM and its screenshot."""
 
+import json
 import os
 import re
 from html.parser import HTMLParser
@@ -304,3 +305,30 @@ def test_audit_page_renders_images_and_texts(tmp_path):
     assert html.count("data:image/jpeg;base64,") == n
     assert "title &lt;0&gt;" in html
     assert_offline(html)
+
+
+def test_classify_report_from_the_cli_counts_every_labelled_item(tmp_path, make_files):
+    from typer.testing import CliRunner
+
+    from pairclass.cli import app
+
+    emb, cls = make_files(n_classes=4)
+    report = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["classify", str(emb), "--classes", str(cls), "--label-col", "category",
+                                      "--min-count", "3", "--pairwise", "--report", str(report), "--json"])
+    assert result.exit_code == 0, result.stderr
+    html = report.read_text()
+    assert_offline(html)
+    page = Page(html)
+    assert {"summary", "confusion", "agreement", "per-class-f1", "distribution", "examples", "pairs"} <= page.ids
+    summary = json.loads(result.stdout)
+    for method in ("baseline", "cotrain"):
+        counts = page.table(kind="confusion", method=method, view="clip_image_features")
+        assert counts.sum() == summary["n_items"]
+        # The diagonal is the accuracy the run reported.
+        assert np.trace(counts[: counts.shape[1]]) == round(
+            summary["methods"][method]["accuracy"]["clip_image_features"] * summary["n_items"])
+    agreement = page.table(kind="agreement", method="cotrain")
+    assert agreement.sum() == summary["n_items"]
+    # Per class, three most and three least confident examples at most: 4 classes, 30 items each.
+    assert html.count('class="card"') <= 4 * 6 and html.count('class="card"') >= 4

@@ -135,7 +135,8 @@ def _predict(clf, joint=False):
             out[v] = {"pred": d.pred, "confidence": d.confidence}
         return out
 
-    return Predict(map_, {v: {"n_fallback_pairs": c.n_fallback_pairs_} for v, c in clf.items()}, joint=joint)
+    return Predict(map_, {v: {"n_fallback_pairs": c.n_fallback_pairs_} for v, c in clf.items()}, joint=joint,
+                   classifiers=dict(clf))
 
 
 def _class_sums(clf, labels):
@@ -249,7 +250,7 @@ def joint(ctx):
             request = plan.send(result)
     except StopIteration as done:
         final = done.value
-    return Predict(_on_stacked(final.map, stacked), final.diagnostics, joint=True)
+    return Predict(_on_stacked(final.map, stacked), final.diagnostics, joint=True, classifiers=final.classifiers)
 
 
 def _on_stacked(map_, stacked):

@@ -37,11 +37,14 @@ class Predict:
         ``{input: {"n_fallback_pairs": int}}`` for the classifiers that made the predictions.
     joint : bool
         One label per item for all views (the single input is named ``"joint"``).
+    classifiers : dict
+        ``{input: PairwiseClassifier}`` that made the predictions, for reports.
     """
 
     map: Callable[[Any], dict]
     diagnostics: dict = field(default_factory=dict)
     joint: bool = False
+    classifiers: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
