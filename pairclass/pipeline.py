@@ -204,7 +204,9 @@ def classify(source, estimator, class_embeddings, class_names, *, methods=(DEFAU
             plan = METHODS[method].plan(Context(estimator, space.class_embeddings, views, proto_prior=proto_prior))
             stages.append(_Stage(method + space.suffix, space, plan, _advance(plan, None)))
 
-    scans = _Scans(source, engine, progress, cache, cache_dir)
+    # The cache costs a write of every view; it pays off from the third read on.
+    longest = max(METHODS[m].scans for m in run) + (center == "balanced")
+    scans = _Scans(source, engine, progress, cache and longest >= 3, cache_dir)
     try:
         if center == "balanced":
             stats = scans.run("balanced centring", lambda b: {v: baseline_sums(b.x(v), T, b.norms(v)) for v in views})

@@ -172,7 +172,7 @@ def test_null_labels_are_unlabelled_and_counted():
 
 def test_an_in_memory_method_past_its_limit_refuses_in_one_line(monkeypatch):
     views, T, _ = data()
-    monkeypatch.setitem(METHODS, "transclip", Method(METHODS["transclip"].plan, "", max_items=50, pairs=False))
+    monkeypatch.setitem(METHODS, "transclip", Method(METHODS["transclip"].plan, "", 2, max_items=50, pairs=False))
     with pytest.raises(InputError, match=r"^transclip holds every item in memory and is limited to 50 items; this "
                        r"source has 120; use a streaming method \(baseline, pairwise, proto, cotrain, joint, "
                        r"cotrain_gmm\)$"):
@@ -283,3 +283,25 @@ def test_a_cache_that_would_not_fit_is_skipped_with_a_note(tmp_path, monkeypatch
     _, reread = run_source(ParquetSource(folder, VIEWS, batch_rows=20), T, names, ["cotrain"])
     assert reread.equals(cached) and not made
     assert len(notes) == 1 and "later scans re-read the files" in notes[0]
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_each_method_reads_the_items_as_often_as_the_registry_says(method):
+    views, T, _ = data(seed=8)
+    outcome, _ = run_methods(views, T, [method], PairwiseClassifier(**EST))
+    assert outcome.diagnostics["n_scans"] == METHODS[method].scans
+
+
+def test_two_scans_keep_no_cache_and_three_do(tmp_path, monkeypatch):
+    import pairclass.pipeline as pipeline
+
+    views, T, y = data(seed=9)
+    names = [f"c{i}" for i in range(len(T))]
+    folder = write_shards(tmp_path / "s", views, y, names, [50])
+    made = []
+    original = pipeline.ViewCache
+    monkeypatch.setattr(pipeline, "ViewCache", lambda *a: made.append(1) or original(*a))
+    run_source(ParquetSource(folder, VIEWS), T, names, ["pairwise"])
+    assert not made
+    run_source(ParquetSource(folder, VIEWS), T, names, ["pairwise"], center="balanced")
+    assert made == [1]

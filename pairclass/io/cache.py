@@ -3,12 +3,17 @@
 The first scan appends each batch (views as fixed-width float32 lists, ids, labels and carried
 columns) to one Arrow IPC file; later scans memory-map it and read the arrays without a copy. Its
 pages belong to the file, not to the process: the kernel drops them under memory pressure.
+
+Writing is bound by the disk, not the CPU, so a thread writes while the scan computes; a short
+queue bounds the batches waiting for it.
 """
 
 from __future__ import annotations
 
+import queue
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -36,9 +41,29 @@ class ViewCache:
         self._sink = None
         self._writer = None
         self._layout = []  # (start, part, view names, extra names, has labels) per batch
+        self._queue = queue.Queue(maxsize=2)
+        self._error = None
+        self._thread = None
 
     def write(self, batch):
-        """Append one batch (call in scan order)."""
+        """Queue one batch for appending (call in scan order)."""
+        if self._error is not None:
+            raise self._error
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._drain, name="pairclass-cache", daemon=True)
+            self._thread.start()
+        self._layout.append((batch.start, batch.part, list(batch.views), list(batch.extra), batch.labels is not None))
+        self._queue.put(batch)
+
+    def _drain(self):
+        while (batch := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._append(batch)
+                except BaseException as e:  # handed to the scan by write() or finish()
+                    self._error = e
+
+    def _append(self, batch):
         columns = {"__id": batch.ids}
         for v, X in batch.views.items():
             columns[f"view:{v}"] = pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1)), X.shape[1])
@@ -51,10 +76,15 @@ class ViewCache:
             self._sink = pa.OSFile(str(self.path), "wb")
             self._writer = pa.ipc.new_file(self._sink, record.schema)
         self._writer.write_batch(record)
-        self._layout.append((batch.start, batch.part, list(batch.views), list(batch.extra), batch.labels is not None))
 
     def finish(self):
-        """Close the file: from now on :meth:`batches` reads it."""
+        """Wait for the writes and close the file: from now on :meth:`batches` reads it."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
         if self._writer is not None:
             self._writer.close()
             self._sink.close()

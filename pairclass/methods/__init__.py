@@ -35,28 +35,35 @@ class Method:
         One line for help texts.
     max_items : int or None
         Items the method can hold in memory; None streams any number.
+    scans : int
+        How many times the plan reads the items with default settings and two views (the pipeline
+        keeps a view cache only when some plan reads them three times or more: writing it costs
+        more than one re-read).
+    max_items : int or None
+        Items the method can hold in memory; None streams any number.
     pairs : bool
         Whether its predictions come from pairwise classifiers (it reports fallback pairs).
     """
 
     plan: Callable
     summary: str
+    scans: int
     max_items: int | None = None
     pairs: bool = True
 
 
 METHODS = {
-    "baseline": Method(pairwise.baseline, "full-embedding cosine argmax", pairs=False),
-    "pairwise": Method(pairwise.pairwise, "the seed: a bracket of matches on each pair's dimensions"),
-    "proto": Method(pairwise.proto, "pairwise, class embeddings moved towards their items, pairwise again"),
-    "cotrain": Method(pairwise.cotrain, "proto, learning only from the items on which the two views agree"),
-    "joint": Method(pairwise.joint, "proto on both views side by side: one label per item"),
-    "transclip": Method(mixture.transclip, "TransCLIP-ZS, the transductive peer (in memory)",
+    "baseline": Method(pairwise.baseline, "full-embedding cosine argmax", 1, pairs=False),
+    "pairwise": Method(pairwise.pairwise, "the seed: a bracket of matches on each pair's dimensions", 2),
+    "proto": Method(pairwise.proto, "pairwise, class embeddings moved towards their items, pairwise again", 4),
+    "cotrain": Method(pairwise.cotrain, "proto, learning only from the items on which the two views agree", 5),
+    "joint": Method(pairwise.joint, "proto on both views side by side: one label per item", 4),
+    "transclip": Method(mixture.transclip, "TransCLIP-ZS, the transductive peer (in memory)", 2,
                         max_items=mixture.IN_MEMORY_LIMIT, pairs=False),
     "cotrain_transclip": Method(mixture.cotrain_transclip, "TransCLIP-ZS anchored to cotrain's class embeddings "
-                                "(in memory)", max_items=mixture.IN_MEMORY_LIMIT, pairs=False),
+                                "(in memory)", 6, max_items=mixture.IN_MEMORY_LIMIT, pairs=False),
     "cotrain_gmm": Method(mixture.cotrain_gmm, "TransCLIP's mixture without its graph, anchored to cotrain's "
-                          "class embeddings", pairs=False),
+                          "class embeddings", 17, pairs=False),
 }
 DEFAULT_METHOD = "cotrain"
 
