@@ -57,9 +57,10 @@ def l2_normalize(X, *, name="X"):
     return X / norms[:, None].astype(X.dtype)
 
 
-def row_chunks(n_rows, width):
-    """Slices of at most ``max(256, 2**23 // width)`` rows covering ``range(n_rows)``."""
-    step = max(256, _CHUNK_ELEMENTS // max(width, 1))
+def row_chunks(n_rows, width, *, min_rows=256):
+    """Slices of ``max(min_rows, 2**23 // width)`` rows covering ``range(n_rows)``: temporaries of
+    ``width`` values per row stay near 2**23 elements whatever ``n_rows`` is."""
+    step = max(min_rows, _CHUNK_ELEMENTS // max(width, 1))
     for start in range(0, n_rows, step):
         yield slice(start, min(start + step, n_rows))
 

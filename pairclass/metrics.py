@@ -107,15 +107,12 @@ def per_class_f1(labels, pred, classes):
     return np.asarray(support), np.asarray(f1)
 
 
-# Retrieval metrics over L2-normalised embeddings (cosine similarity), computed in row chunks so
-# that the temporaries stay near _RETRIEVAL_CHUNK elements whatever the number of items.
-_RETRIEVAL_CHUNK = 1 << 23
-
-
+# Retrieval metrics over L2-normalised embeddings (cosine similarity), computed in row chunks of
+# every query's similarities to all the items.
 def _retrieval_rows(n_items):
-    step = max(1, _RETRIEVAL_CHUNK // max(n_items, 1))
-    for start in range(0, n_items, step):
-        yield slice(start, min(start + step, n_items))
+    from .classify import row_chunks
+
+    return row_chunks(n_items, n_items, min_rows=1)
 
 
 def _class_codes(labels):

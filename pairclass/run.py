@@ -17,9 +17,7 @@ from .errors import InputError
 from .io import DEFAULT_BATCH_ROWS, DEFAULT_ID_COL, MemorySink, ParquetSource, check_output, open_sink
 from .methods import DEFAULT_METHOD
 from .pipeline import LogProgress, classify
-from .report import write_classify_report
-from .report.build import classify_report
-from .report.classify_page import EXAMPLES_PER_SIDE
+from .report.data import EXAMPLES_PER_SIDE
 
 __all__ = ["ClassifyResult", "run_classify"]
 
@@ -165,6 +163,9 @@ def run_classify(
                        center=center, encoder=head, sink=sink, engine=engine, cache=cache, cache_dir=cache_dir,
                        progress=progress, examples=EXAMPLES_PER_SIDE if report is not None else 0)
     if report is not None:
+        from .report import write_classify_report
+        from .report.build import classify_report
+
         page = classify_report(outcome, source=source.path, id_col=source.id_col, label_col=label_col,
                                text_cols=[c for c in keep_cols if c != image_col], image_col=image_col,
                                image_root=image_root or source.files[0].parent)

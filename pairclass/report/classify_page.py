@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .blocks import Matrix, Salts, text_fields
+from .data import EXAMPLES_PER_SIDE
 from .figures import COLORS, bars_svg, dims_svg, short_label
 from .render import write_page
 from .thumbnails import Thumbnails
@@ -15,7 +16,6 @@ BASELINE = "baseline"
 OTHER_LABELS = "(labels not among the classes)"
 LABELS_SERIES = "catalogue labels"
 LABELS_COLOR = "#9AA4AE"
-EXAMPLES_PER_SIDE = 3
 MAX_EXAMPLE_CLASSES = 24
 MAX_PAIRS = 12
 

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["AuditReport", "ClassifyReport"]
+__all__ = ["EXAMPLES_PER_SIDE", "AuditReport", "ClassifyReport"]
+
+# Examples per class a classify page shows on each side: the most and the least confident.
+EXAMPLES_PER_SIDE = 3
 
 
 @dataclass
