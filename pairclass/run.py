@@ -7,6 +7,7 @@ settings.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -14,7 +15,10 @@ import pyarrow as pa
 from .classes import load_class_embeddings
 from .classify import PairwiseClassifier
 from .errors import InputError
-from .io import DEFAULT_BATCH_ROWS, DEFAULT_ID_COL, MemorySink, ParquetSource, check_output, open_sink
+from .io import (
+    DEFAULT_BATCH_ROWS, DEFAULT_ID_COL, MemorySink, ParquetSource, check_output, exclusive, open_sink,
+    remove_leftovers,
+)
 from .methods import DEFAULT_METHOD
 from .pipeline import LogProgress, classify
 from .report.data import EXAMPLES_PER_SIDE
@@ -153,15 +157,20 @@ def run_classify(
         if target is not None:
             check_output(target, [*source.files, cls.path])
     keep = out is None if keep_predictions is None else keep_predictions
-    sink = open_sink(out) if out is not None else MemorySink() if keep else None
     head = None
     if encoder is not None:
         from .dml import load_encoder
 
         head = load_encoder(encoder)
-    outcome = classify(source, estimator, cls.embeddings, cls.names, methods=methods, proto_prior=proto_prior,
-                       center=center, encoder=head, sink=sink, engine=engine, cache=cache, cache_dir=cache_dir,
-                       progress=progress, examples=EXAMPLES_PER_SIDE if report is not None else 0)
+    with contextlib.ExitStack() as held:
+        if out is not None:
+            # One run at a time writes an output; what a killed one left beside it goes.
+            held.enter_context(exclusive(out))
+            remove_leftovers(out)
+        sink = open_sink(out) if out is not None else MemorySink() if keep else None
+        outcome = classify(source, estimator, cls.embeddings, cls.names, methods=methods, proto_prior=proto_prior,
+                           center=center, encoder=head, sink=sink, engine=engine, cache=cache, cache_dir=cache_dir,
+                           progress=progress, examples=EXAMPLES_PER_SIDE if report is not None else 0)
     if report is not None:
         from .report import write_classify_report
         from .report.build import classify_report

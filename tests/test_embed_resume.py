@@ -23,7 +23,7 @@ from embed_support import (  # noqa: E402
 )
 from pairclass.cli import app  # noqa: E402
 from pairclass.embed import load_clip, run_embed  # noqa: E402
-from pairclass.embed.lock import exclusive, lock_path  # noqa: E402
+from pairclass.io.lock import exclusive, lock_path  # noqa: E402
 from pairclass.embed.resume import errors_path, parts_dir  # noqa: E402
 from pairclass.errors import InputError  # noqa: E402
 

@@ -16,7 +16,7 @@ from .. import __version__
 from ..errors import input_error
 from ..io import DEFAULT_ID_COL, DEFAULT_VIEWS, read_classes, read_table, require_columns, write_error, write_table
 from .images import FetchLimits, ImageDataset, collate_images
-from .lock import exclusive
+from ..io.lock import exclusive
 from .models import DEFAULT_MODEL, load_clip
 from .resume import SETTINGS_KEY, ChunkStore, embedding_column, errors_path
 from .templates import fill_templates, load_templates

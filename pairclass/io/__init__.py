@@ -7,6 +7,7 @@ Schema and value checks live here: every problem with a file raises
 from .cache import ViewCache
 from .classes import ClassSet, read_classes, string_column
 from .embeddings import DEFAULT_ID_COL, DEFAULT_VIEWS, EmbeddingSet, embedding_matrix, read_embeddings
+from .lock import exclusive, remove_leftovers
 from .files import (
     TABLE_SUFFIXES, atomic_path, check_file, check_output, read_lines, read_table, require_columns, write_error,
     write_table,
@@ -17,6 +18,6 @@ from .source import DEFAULT_BATCH_ROWS, VIEWS_METADATA_KEY, ArraySource, Parquet
 __all__ = [
     "DEFAULT_BATCH_ROWS", "DEFAULT_ID_COL", "DEFAULT_VIEWS", "TABLE_SUFFIXES", "VIEWS_METADATA_KEY",
     "ArraySource", "ClassSet", "DatasetSink", "EmbeddingSet", "FileSink", "MemorySink", "ParquetSource",
-    "ViewCache", "atomic_path", "check_file", "check_output", "embedding_matrix", "open_sink", "read_classes",
+    "ViewCache", "atomic_path", "exclusive", "remove_leftovers", "check_file", "check_output", "embedding_matrix", "open_sink", "read_classes",
     "read_embeddings", "read_lines", "read_table", "require_columns", "string_column", "write_error", "write_table",
 ]

@@ -66,7 +66,8 @@ def write_error(path, error):
     >>> str(write_error("out/e.parquet", OSError(28, "No space left on device")))
     'out/e.parquet: cannot write: No space left on device'
     """
-    parent_is_file = isinstance(error, (FileExistsError, NotADirectoryError))
+    parent_is_file = isinstance(error, NotADirectoryError) or (
+        isinstance(error, FileExistsError) and not error.strerror.startswith("exists"))
     problem = "a parent folder is a file" if parent_is_file else error.strerror or str(error)
     return input_error(f"cannot write: {problem}", path=path)
 
@@ -100,13 +101,17 @@ def check_file(path):
 
 def check_output(out, inputs):
     """Refuse an output that is one of the ``inputs`` (same resolved path, or the same file by inode),
-    or lies inside an input directory."""
+    or lies inside an input directory; and one whose name the system refuses."""
     out = Path(out)
-    target = out.resolve()
+    try:
+        target = out.resolve()
+        exists = out.exists()
+    except OSError as e:
+        raise write_error(out, e) from None
     for given in inputs:
         given = Path(given)
         source = given.resolve()
-        same = target == source or (out.exists() and given.exists() and os.path.samefile(out, given))
+        same = target == source or (exists and given.exists() and os.path.samefile(out, given))
         if same or (given.is_dir() and source in target.parents):
             raise input_error(f"is an input of this run ({given}); choose another --out", path=out)
 

@@ -30,7 +30,7 @@ def open_sink(out):
     """A :class:`FileSink` for a file name with a table suffix, else a :class:`DatasetSink`."""
     text = str(out)
     path = Path(out)
-    if text.endswith(("/", os.sep)) or path.is_dir() or path.suffix.lower() not in FILE_SUFFIXES:
+    if text.endswith(("/", os.sep)) or path.suffix.lower() not in FILE_SUFFIXES:
         return DatasetSink(path)
     return FileSink(path)
 
@@ -42,24 +42,27 @@ def _plain(table):
 
 
 class FileSink:
-    """One parquet or CSV file, written atomically."""
+    """One parquet or CSV file, written atomically. Its temporary file is made at once, so a target
+    that cannot be written fails before any work."""
 
     def __init__(self, path):
         self.path = Path(path)
         self.csv = self.path.suffix.lower() == ".csv"
-        self._tmp = None
         self._writer = None
         self._schema = None
+        try:
+            if self.path.is_dir():
+                raise IsADirectoryError(21, "is a directory")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        except OSError as e:
+            raise write_error(self.path, e) from None
+        os.close(fd)
+        self._tmp = Path(tmp)
 
     def write(self, table, part=0):
         try:
             if self._writer is None:
-                if self.path.is_dir():
-                    raise IsADirectoryError(21, "is a directory")
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-                os.close(fd)
-                self._tmp = Path(tmp)
                 self._schema = _plain(table).schema if self.csv else table.schema
                 self._writer = (pacsv.CSVWriter(self._tmp, self._schema) if self.csv
                                 else pq.ParquetWriter(self._tmp, self._schema))
@@ -85,8 +88,7 @@ class FileSink:
             except OSError:
                 pass
             self._writer = None
-        if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
+        self._tmp.unlink(missing_ok=True)
 
 
 class DatasetSink:
@@ -94,18 +96,20 @@ class DatasetSink:
 
     def __init__(self, path):
         self.path = Path(path)
-        self._tmp = None
         self._part = None
         self._writer = None
         self._schema = None
+        try:
+            if self.path.exists() and not self.path.is_dir():
+                raise FileExistsError(17, "exists and is not a folder")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+        except OSError as e:
+            raise write_error(self.path, e) from None
 
     def write(self, table, part=0):
         try:
-            if self._tmp is None:
-                if self.path.exists() and not self.path.is_dir():
-                    raise NotADirectoryError(20, "exists and is not a folder")
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+            if self._schema is None:
                 self._schema = table.schema
             if part != self._part:
                 self._close_part()
@@ -141,8 +145,7 @@ class DatasetSink:
             self._close_part()
         except OSError:
             pass
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 class MemorySink:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import fcntl
+import glob
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import input_error
-from ..io import write_error
+from .files import write_error
 
-__all__ = ["exclusive", "lock_path"]
+__all__ = ["exclusive", "lock_path", "remove_leftovers"]
 
 
 def lock_path(path):
@@ -55,3 +57,14 @@ def exclusive(path):
     finally:
         lock.unlink(missing_ok=True)
         os.close(fd)
+
+
+def remove_leftovers(path):
+    """Delete the temporary files (and folders) a killed run left beside ``path``; call it holding
+    :func:`exclusive` on ``path``, so that no live run's are among them."""
+    path = Path(path)
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
