@@ -15,7 +15,7 @@ from .crossvar import GroupStats, cross_ratio_from_stats, row_norms, top_k_dims
 from .tournament import bracket_orders, run_bracket, run_round_robin
 
 __all__ = [
-    "PairwiseClassifier", "Decision", "baseline_scores", "check_classes", "pair_index", "l2_normalize",
+    "PairwiseClassifier", "Decision", "baseline_scores", "check_classes", "class_probability", "pair_index", "l2_normalize",
     "row_chunks", "EXPECTED_FAILED_CHECKS",
 ]
 
@@ -73,8 +73,10 @@ class Decision:
     ----------
     pred : ndarray of shape (n_items,)
         Bracket winner.
-    confidence : ndarray of shape (n_items,)
+    margin : ndarray of shape (n_items,)
         Score of the final match (the winner's margin over the runner-up, see ``match``).
+    confidence : ndarray of shape (n_items,)
+        The winner's share of the item's cosines (see :func:`class_probability`), in [0, 1].
     baseline_pred : ndarray of shape (n_items,)
         Full-embedding cosine argmax.
     baseline_top_cos : ndarray of shape (n_items,)
@@ -84,6 +86,7 @@ class Decision:
     """
 
     pred: np.ndarray
+    margin: np.ndarray
     confidence: np.ndarray
     baseline_pred: np.ndarray
     baseline_top_cos: np.ndarray
@@ -485,6 +488,7 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
                 winner, runner_up = run_round_robin(cands, play, np.take_along_axis(cos, cands, axis=1))
             every = np.arange(winner.size)
             out["pred"][rows] = winner
+            out["confidence"][rows] = class_probability(cos, winner)
             if dense:
                 final = pair_index(winner, runner_up, C)
                 score = pair_scores[every, final]
@@ -492,9 +496,9 @@ class PairwiseClassifier(ClassifierMixin, BaseEstimator):
                     # The seed's margin divides by |x_S|, the norm on the final pair's dimensions.
                     xs = np.take_along_axis(chunk, np.maximum(self.pair_dims_[final], 0), axis=1)
                     score = score / np.maximum(np.sqrt(np.einsum("ij,ij->i", xs, xs)), np.finfo(np.float32).tiny)
-                out["confidence"][rows] = self._signed(score, cos, every, winner, runner_up, final)
+                out["margin"][rows] = self._signed(score, cos, every, winner, runner_up, final)
             else:
-                out["confidence"][rows] = self._margins(chunk, nrm, cos, every, winner, runner_up)
+                out["margin"][rows] = self._margins(chunk, nrm, cos, every, winner, runner_up)
             out["baseline_pred"][rows], out["baseline_top_cos"][rows], out["baseline_margin"][rows] = (
                 _top_two(cos)
             )
@@ -645,7 +649,7 @@ def check_classes(class_embeddings, class_names, n_features):
     return l2_normalize(T, name="class_embeddings"), classes
 
 
-def baseline_scores(X, class_embeddings, norms=None):
+def baseline_scores(X, class_embeddings, norms=None, *, probability=False):
     """Full-embedding cosine baseline: argmax class, top cosine and top-minus-second margin.
 
     ``X`` is used as given (no copy); rows need not be normalised. The class embeddings must be.
@@ -654,6 +658,8 @@ def baseline_scores(X, class_embeddings, norms=None):
     -------
     pred : ndarray of shape (n_items,)
     top_cos, margin : ndarray of shape (n_items,)
+    probability : ndarray of shape (n_items,)
+        With ``probability=True``: :func:`class_probability` of the argmax.
 
     Examples
     --------
@@ -665,12 +671,36 @@ def baseline_scores(X, class_embeddings, norms=None):
     pred = np.empty(n, np.int64)
     top = np.empty(n, np.float32)
     margin = np.empty(n, np.float32)
+    share = np.empty(n, np.float32)
     T = np.asarray(class_embeddings, dtype=X.dtype)
     for rows in row_chunks(n, max(T.shape[0], X.shape[1])):
         chunk = X[rows]
         nrm = _norms(chunk) if norms is None else norms[rows]
-        pred[rows], top[rows], margin[rows] = _top_two((chunk @ T.T) / nrm[:, None].astype(X.dtype, copy=False))
-    return pred, top, margin
+        cos = (chunk @ T.T) / nrm[:, None].astype(X.dtype, copy=False)
+        pred[rows], top[rows], margin[rows] = _top_two(cos)
+        if probability:
+            share[rows] = class_probability(cos, pred[rows])
+    return (pred, top, margin, share) if probability else (pred, top, margin)
+
+
+def class_probability(cos, pred):
+    """``softmax(cos_i / sd_i)[pred_i]`` per item: the predicted class's share of a softmax over the
+    item's cosines to the classes, each in units of their spread across the classes.
+
+    Dividing by the item's own spread makes the number independent of the embedding model's cosine
+    scale (CLIP's image-text cosines spread over a few hundredths, text-text over tenths), so it is
+    comparable across models, views and methods; it is not calibrated against labels.
+
+    Examples
+    --------
+    >>> [round(float(p), 3) for p in class_probability(np.array([[0.3, 0.1], [0.2, 0.2]]), np.array([0, 1]))]
+    [0.881, 0.5]
+    """
+    spread = cos.std(axis=1, keepdims=True)
+    logits = cos / np.where(spread > 0, spread, 1)
+    logits = logits - logits.max(axis=1, keepdims=True)
+    weights = np.exp(logits)
+    return (weights[np.arange(cos.shape[0]), pred] / weights.sum(axis=1)).astype(np.float32)
 
 
 def _top_two(cos):
@@ -702,6 +732,7 @@ def _lookup_play(pair_scores, n_classes):
 
 _DECISION_DTYPES = {
     "pred": np.int64,
+    "margin": np.float32,
     "confidence": np.float32,
     "baseline_pred": np.int64,
     "baseline_top_cos": np.float32,

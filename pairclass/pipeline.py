@@ -319,6 +319,7 @@ class _Scans:
 def _final_scan(scans, stages, source, views, names, sink, n_examples):
     C = len(names)
     shown = _example_column(stages, views)
+    final_stage = next(s for s in stages if shown in (s.name, f"{views[0]}__{s.name}"))
     dictionary = pa.array(names, pa.string())
     labelled = source.label_col is not None
     joint = {s.name: s.request.joint for s in stages}
@@ -349,6 +350,8 @@ def _final_scan(scans, stages, source, views, names, sink, n_examples):
             if len(views) == 2 and not joint[stage.name]:
                 entry["agreement"] = Confusion.of(per_view[views[1]], per_view[views[0]], C, C)
             stats[stage.name] = entry
+            if stage is final_stage:
+                columns.update(_final_label(out, views, joint[stage.name], dictionary))
         table = pa.table(columns)
         if n_examples:
             pred, confidence = (np.asarray(table.column(f"{shown}__{f}").combine_chunks().indices if f == "pred"
@@ -366,6 +369,25 @@ def _final_scan(scans, stages, source, views, names, sink, n_examples):
     outcome.examples = stats["examples"].table if n_examples else None
     outcome.classifiers = {(s.name, v): c for s in stages for v, c in s.request.classifiers.items()}
     return outcome
+
+
+def _final_label(out, views, joint, dictionary):
+    """One label per item across the views, from the default method: the class both views give, or
+    else the more confident view's; ``final__from`` says which."""
+    if joint or len(views) == 1:
+        source = "joint" if joint else views[0]
+        fields = out[source]
+        chosen = np.full(len(fields["pred"]), source, dtype=object)
+        pred, confidence = fields["pred"], fields["confidence"]
+    else:
+        (pa_, ca), (pb, cb) = ((out[v]["pred"], out[v]["confidence"]) for v in views)
+        first = ca >= cb
+        pred = np.where(first, pa_, pb)
+        confidence = np.where(pa_ == pb, np.maximum(ca, cb), np.where(first, ca, cb))
+        chosen = np.where(pa_ == pb, "both views", np.where(first, views[0], views[1]))
+    return {"final__pred": pa.DictionaryArray.from_arrays(pa.array(pred, pa.int32()), dictionary),
+            "final__confidence": pa.array(confidence, pa.float32()),
+            "final__from": pa.array(chosen.tolist(), pa.string()).dictionary_encode()}
 
 
 def _example_column(stages, views):

@@ -206,7 +206,7 @@ def test_fisher_stays_finite_on_identical_items(gather_cost, monkeypatch):
         warnings.simplefilter("error")
         clf = PairwiseClassifier(np.eye(3), k=2, min_count=2, match="fisher").fit(X)
         d = clf.decide(X)
-    assert np.isfinite(clf.pair_scales_).all() and np.isfinite(d.confidence).all()
+    assert np.isfinite(clf.pair_scales_).all() and np.isfinite(d.margin).all()
     np.testing.assert_array_equal(d.pred, np.repeat([0, 1, 2], 20))
 
 
@@ -284,7 +284,7 @@ def test_same_seed_same_predictions_and_item_order_invariance(gather_cost, monke
     perm = np.random.default_rng(1).permutation(len(X))
     c = PairwiseClassifier(T, k=5, seed=11, min_count=3).fit(X[perm]).decide(X[perm])
     np.testing.assert_array_equal(c.pred, a.pred[perm])
-    np.testing.assert_allclose(c.confidence, a.confidence[perm], rtol=1e-5)
+    np.testing.assert_allclose(c.margin, a.margin[perm], rtol=1e-5)
 
 
 def test_chunked_prediction_equals_single_chunk(monkeypatch):
@@ -293,7 +293,7 @@ def test_chunked_prediction_equals_single_chunk(monkeypatch):
     monkeypatch.setattr("pairclass.classify._CHUNK_ELEMENTS", 1)  # 256-row chunks
     chunked = PairwiseClassifier(T, k=4, min_count=3).fit(X).decide(X)
     np.testing.assert_array_equal(full.pred, chunked.pred)
-    np.testing.assert_allclose(full.confidence, chunked.confidence, rtol=1e-5)
+    np.testing.assert_allclose(full.margin, chunked.margin, rtol=1e-5)
 
 
 def test_all_fallback_pairs_reduce_to_cosine_argmax():
@@ -310,7 +310,7 @@ def test_confidence_is_final_match_cosine_margin():
     d = clf.pair_dims_[0]
     Xs, Ts = unit(X[:, d]), unit(T[:, d])
     cos = Xs @ Ts.T
-    np.testing.assert_allclose(clf.decide(X).confidence, np.abs(cos[:, 0] - cos[:, 1]), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(clf.decide(X).margin, np.abs(cos[:, 0] - cos[:, 1]), rtol=1e-4, atol=1e-6)
 
 
 def test_class_names_and_baseline_outputs():
@@ -431,3 +431,17 @@ def test_pair_margins_agree_with_bracket_matches():
             wins[:, b] += m < 0
     undefeated = wins.max(1) == C - 1
     np.testing.assert_array_equal(clf.decide(X).pred[undefeated], wins.argmax(1)[undefeated])
+
+
+def test_confidence_is_the_predicted_class_share_of_a_scale_free_softmax():
+    from pairclass.classify import class_probability
+
+    X, T, _ = clustered(n_per_class=20, n_classes=4, dim=10, seed=11)
+    d = PairwiseClassifier(T, k=3, min_count=2).fit(X).decide(X)
+    cos = unit(X) @ unit(T).T
+    z = cos / cos.std(axis=1, keepdims=True)
+    expected = np.exp(z[np.arange(len(X)), d.pred]) / np.exp(z).sum(axis=1)
+    np.testing.assert_allclose(d.confidence, expected, rtol=1e-4)
+    assert ((d.confidence > 0) & (d.confidence <= 1)).all()
+    # Scale-free: the same cosines measured ten times smaller give the same confidences.
+    np.testing.assert_allclose(class_probability(cos / 10, d.pred), class_probability(cos, d.pred), rtol=1e-5)

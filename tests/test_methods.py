@@ -210,7 +210,7 @@ def stub_brackets(monkeypatch, rows, labels):
     def decide(self, X, norms=None):
         pred = np.array([index[row.tobytes()] for row in X])
         ones = np.ones(len(X), np.float32)
-        return Decision(pred, ones, pred, ones, ones)
+        return Decision(pred, ones, ones, pred, ones, ones)
 
     monkeypatch.setattr(Context, "classifier", classifier)
     monkeypatch.setattr(PairwiseClassifier, "_decide", decide)

@@ -305,3 +305,20 @@ def test_two_scans_keep_no_cache_and_three_do(tmp_path, monkeypatch):
     assert not made
     run_source(ParquetSource(folder, VIEWS), T, names, ["pairwise"], center="balanced")
     assert made == [1]
+
+
+def test_one_final_label_per_item_says_how_it_was_chosen():
+    views, T, y = data(seed=10)
+    names = [f"c{i}" for i in range(len(T))]
+    _, table = run_source(ArraySource(views, batch_rows=50), T, names, ["cotrain"])
+    a, b = (np.asarray(table.column(f"{v}__cotrain__pred").combine_chunks().indices) for v in VIEWS)
+    ca, cb = (np.asarray(table.column(f"{v}__cotrain__confidence")) for v in VIEWS)
+    final = np.asarray(table.column("final__pred").combine_chunks().indices)
+    chosen = np.array(table.column("final__from").to_pylist())
+    agree = a == b
+    assert (agree & (chosen == "both views")).sum() == agree.sum() > 0
+    np.testing.assert_array_equal(final[agree], a[agree])
+    disagree = ~agree
+    assert disagree.any()
+    np.testing.assert_array_equal(final[disagree], np.where(ca >= cb, a, b)[disagree])
+    np.testing.assert_array_equal(chosen[disagree], np.where(ca >= cb, VIEWS[0], VIEWS[1])[disagree])

@@ -105,7 +105,7 @@ def pseudo_labels(X, classes_path, *, seed=0, metadata=None):
     confident = decision.pred == decision.baseline_pred
     for c in np.unique(decision.pred[confident]):
         members = confident & (decision.pred == c)
-        confident &= ~members | (decision.confidence >= np.median(decision.confidence[members]))
+        confident &= ~members | (decision.margin >= np.median(decision.margin[members]))
     return names[decision.pred], confident
 
 

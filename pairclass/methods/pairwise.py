@@ -71,8 +71,8 @@ def baseline(ctx):
     def predict(batch):
         out = {}
         for v in ctx.inputs:
-            pred, top, margin = baseline_scores(batch.x(v), T, batch.norms(v))
-            out[v] = {"pred": pred, "confidence": margin, "top_cos": top, "margin": margin}
+            pred, top, margin, share = baseline_scores(batch.x(v), T, batch.norms(v), probability=True)
+            out[v] = {"pred": pred, "confidence": share, "top_cos": top, "margin": margin}
         return out
 
     yield from ()  # no pass: the predictions need nothing learned
@@ -132,7 +132,7 @@ def _predict(clf, joint=False):
         out = {}
         for v in clf:
             d = decide[v](batch)
-            out[v] = {"pred": d.pred, "confidence": d.confidence}
+            out[v] = {"pred": d.pred, "confidence": d.confidence, "margin": d.margin}
         return out
 
     return Predict(map_, {v: {"n_fallback_pairs": c.n_fallback_pairs_} for v, c in clf.items()}, joint=joint,
