@@ -290,6 +290,10 @@ def classify(
     id_col: IdColOption = DEFAULT_ID_COL,
     label_col: Annotated[Optional[str], typer.Option(help="Catalogue label column: adds accuracy.")] = None,
     label_level: LabelLevelOption = None,
+    labels: Annotated[
+        Optional[Path], typer.Option(help="Labels from their own parquet/CSV (id column and --label-col), joined "
+                                     "on the id.")
+    ] = None,
     keep_cols: KeepColsOption = None,
     k: Annotated[int, typer.Option(min=1, help="Dimensions kept per class pair.", rich_help_panel=TUNING)] = 100,
     cos_min: Annotated[
@@ -377,7 +381,8 @@ def classify(
                                    match=None if match is None else match.value)
     result = run_classify(
         embeddings, classes, estimator=estimator, views=_views(views), id_col=id_col, label_col=label_col,
-        label_level=label_level, keep_cols=split_list(keep_cols, "column") if keep_cols else (), methods=methods,
+        label_level=label_level, labels=labels, keep_cols=split_list(keep_cols, "column") if keep_cols else (),
+        methods=methods,
         proto_prior=proto_prior.value, center=center.value, encoder=encoder, out=out, keep_predictions=False,
         batch_rows=batch_rows, cache=cache, cache_dir=cache_dir, engine=LocalEngine(workers),
         progress=ScanProgress(quiet=json_out), report=report, image_col=image_col,

@@ -76,6 +76,7 @@ def run_classify(
     id_col=DEFAULT_ID_COL,
     label_col=None,
     label_level=None,
+    labels=None,
     keep_cols=(),
     methods=(DEFAULT_METHOD,),
     proto_prior="min-count",
@@ -111,6 +112,9 @@ def run_classify(
         Catalogue labels: adds accuracy, weighted F1 and a per-class table (null labels are left out).
     label_level : int, optional
         For list-valued labels (category paths), the level to use.
+    labels : path-like, optional
+        Read ``label_col`` from this parquet or CSV file, joined on the id column, instead of from
+        the embeddings.
     keep_cols : sequence of str
         Columns copied into the predictions (titles, image paths).
     methods : sequence of str, default=(DEFAULT_METHOD,)
@@ -147,7 +151,7 @@ def run_classify(
     estimator = PairwiseClassifier() if estimator is None else estimator
     carried = list(keep_cols) + ([image_col] if image_col and image_col not in keep_cols else [])
     source = ParquetSource(embeddings, views, id_col=id_col, label_col=label_col, label_level=label_level,
-                           keep_cols=carried, batch_rows=batch_rows)
+                           keep_cols=carried, batch_rows=batch_rows, labels=labels)
     if len(source.views) > 2:
         raise InputError(f"at most two views can be compared, got {len(source.views)}: {', '.join(source.views)}")
     progress = progress or LogProgress()

@@ -132,3 +132,30 @@ def test_views_default_to_the_ones_recorded_in_the_metadata_and_keep_cols_carry_
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["views"] == ["title_vec", "desc_vec"]
     assert pq.read_table(out).column("category").to_pylist() == table.column("category").to_pylist()
+
+
+def test_labels_from_their_own_file_are_joined_on_the_id(tmp_path, make_files):
+    emb, cls = make_files()
+    items = pq.read_table(emb)
+    ids, truth = items.column("product_id").to_pylist(), items.column("category").to_pylist()
+    # ESCI-S style: category paths, another order, some products missing.
+    order = np.random.default_rng(0).permutation(len(ids))[:70]
+    labels = tmp_path / "labels.parquet"
+    pq.write_table(pa.table({"product_id": [ids[i] for i in order],
+                             "path": pa.array([["All", truth[i]] for i in order], pa.list_(pa.string()))}), labels)
+    out = tmp_path / "p.parquet"
+    result = invoke("classify", emb.with_name("emb.parquet"), "--classes", cls, "--labels", labels, "--label-col",
+                    "path", "--label-level", 1, "--method", "baseline", "--out", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["diagnostics"]["n_labelled"] == 70 and summary["diagnostics"]["n_unlabelled"] == 20
+    joined = pq.read_table(out).column("path").to_pylist()
+    assert joined == [truth[i] if i in set(order) else None for i in range(len(ids))]
+    pred = np.array(pq.read_table(out).column("clip_image_features__baseline__pred").to_pylist())
+    keep = np.array([j is not None for j in joined])
+    assert summary["methods"]["baseline"]["accuracy"]["clip_image_features"] == pytest.approx(
+        (pred[keep] == np.array(truth)[keep]).mean())
+    dup = tmp_path / "dup.csv"
+    dup.write_text("product_id,path\np0,a\np0,b\n")
+    result = invoke("classify", emb, "--classes", cls, "--labels", dup, "--label-col", "path")
+    assert (result.exit_code, result.stderr) == (2, f"Error: {dup}: product_id: an id has several labels, e.g. 'p0'\n")

@@ -77,6 +77,9 @@ class ParquetSource:
         needs ``label_level``.
     label_level : int, optional
         Which level of a list-valued label to use (0 = the top).
+    labels : path-like, optional
+        A parquet or CSV file holding the labels instead: the id column and ``label_col``, joined on
+        the id (items it does not list are unlabelled). SQID ships embeddings, ESCI-S the categories.
     keep_cols : sequence of str
         Columns carried through to the output unchanged.
     batch_rows : int
@@ -93,7 +96,7 @@ class ParquetSource:
     """
 
     def __init__(self, path, views=None, *, id_col=DEFAULT_ID_COL, label_col=None, label_level=None, keep_cols=(),
-                 batch_rows=DEFAULT_BATCH_ROWS):
+                 batch_rows=DEFAULT_BATCH_ROWS, labels=None):
         self.path = path
         self.files = _resolve_files(path)
         schemas = [_read_schema(f) for f in self.files]
@@ -106,6 +109,11 @@ class ParquetSource:
         if batch_rows < 1:
             raise InputError(f"batch rows must be at least 1, got {batch_rows}")
         self.batch_rows = batch_rows
+        self._joined = None
+        if labels is not None:
+            if not label_col:
+                raise InputError("--labels needs --label-col, the label column of that file")
+            self._joined = _LabelFile(labels, id_col, label_col, label_level)
         self._check_columns(schemas)
         self.n_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in self.files)
         self.dim = self._first_length()
@@ -117,7 +125,8 @@ class ParquetSource:
         if len(set(self.views)) != len(self.views):
             raise input_error(f"views repeat a column: {', '.join(self.views)}", path=where)
         roles = [("id", self.id_col), *(("view", v) for v in self.views)]
-        if self.label_col:
+        own_labels = self.label_col and self._joined is None
+        if own_labels:
             roles.append(("label", self.label_col))
         seen = {}
         for role, col in roles:
@@ -126,13 +135,13 @@ class ParquetSource:
                                   path=where, column=col)
             seen[col] = role
         for path, schema in zip(self.files, schemas):
-            for col in [self.id_col, *self.views, *([self.label_col] if self.label_col else []), *self.keep_cols]:
+            for col in [self.id_col, *self.views, *([self.label_col] if own_labels else []), *self.keep_cols]:
                 if col not in schema.names:
                     raise input_error(f"column not found (columns: {', '.join(schema.names)})", path=path, column=col)
             kind = schema.field(self.id_col).type
             if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)):
                 raise input_error(f"ids must be strings or integers, got {kind}", path=path, column=self.id_col)
-            if self.label_col:
+            if own_labels:
                 kind = schema.field(self.label_col).type
                 if _is_list(kind) and self.label_level is None:
                     raise input_error(f"labels are lists ({kind}), e.g. category paths: choose a level with "
@@ -153,7 +162,8 @@ class ParquetSource:
 
     @property
     def columns(self):
-        return [self.id_col, *self.views, *([self.label_col] if self.label_col else []), *self.keep_cols]
+        own = self.label_col and self._joined is None
+        return [self.id_col, *self.views, *([self.label_col] if own else []), *self.keep_cols]
 
     def batches(self):
         """Validated :class:`~pairclass.batch.Batch` es, in file and row order."""
@@ -181,8 +191,12 @@ class ParquetSource:
         if ids.null_count:
             first = row + int(np.flatnonzero(ids.is_null().to_numpy(zero_copy_only=False))[0])
             raise input_error(f"{ids.null_count} missing id(s), first at row {first}", path=path, column=self.id_col)
-        labels = _labels(record.column(self.label_col), self.label_level, path, self.label_col) \
-            if self.label_col else None
+        if self._joined is not None:
+            labels = self._joined.lookup(ids)
+        elif self.label_col:
+            labels = _labels(record.column(self.label_col), self.label_level, path, self.label_col)
+        else:
+            labels = None
         extra = {c: record.column(c) for c in self.keep_cols}
         return Batch(index, start, views, ids, labels, part=part, extra=extra)
 
@@ -224,6 +238,31 @@ def _labels(column, level, path, name):
         return column.cast(pa.string())
     except pa.ArrowNotImplementedError:
         raise input_error(f"labels must be strings, got {column.type}", path=path, column=name) from None
+
+
+class _LabelFile:
+    """Labels keyed by id, read from their own file and looked up batch by batch."""
+
+    def __init__(self, path, id_col, label_col, level):
+        import pandas as pd
+
+        from .files import read_table
+
+        table = read_table(path, columns=[id_col, label_col])
+        ids = table.column(id_col)
+        if ids.null_count:
+            raise input_error(f"{ids.null_count} missing id(s)", path=path, column=id_col)
+        self.labels = _labels(table.column(label_col).combine_chunks(), level, path, label_col)
+        self.index = pd.Index(ids.cast(pa.string()).to_numpy(zero_copy_only=False))
+        if not self.index.is_unique:
+            dup = self.index[self.index.duplicated()][0]
+            raise input_error(f"an id has several labels, e.g. {dup!r}", path=path, column=id_col)
+
+    def lookup(self, ids):
+        pos = self.index.get_indexer(ids.cast(pa.string()).to_numpy(zero_copy_only=False))
+        found = pos >= 0
+        return pc.if_else(pa.array(found), self.labels.take(pa.array(np.where(found, pos, 0))),
+                          pa.nulls(len(pos), pa.string()))
 
 
 class ArraySource:
