@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import InputError
-from . import mixture, pairwise
+from . import mixture, pairwise, stata
 from .pairwise import Context
 from .passes import Pass, Predict, Rows, merge
 from .prototypes import PROTO_PRIORS, recognised_classes, refine_class_embeddings
@@ -64,6 +64,8 @@ METHODS = {
                                 "(in memory)", 6, max_items=mixture.IN_MEMORY_LIMIT, pairs=False),
     "cotrain_gmm": Method(mixture.cotrain_gmm, "TransCLIP's mixture without its graph, anchored to cotrain's "
                           "class embeddings", 17, pairs=False),
+    "stata": Method(stata.stata, "StatA, the robustness peer: a mixture whose class statistics are anchored to the "
+                    "text", 3 + stata.N_ITER, pairs=False),
 }
 DEFAULT_METHOD = "cotrain"
 
