@@ -100,6 +100,12 @@ class Outcome:
     examples: pa.Table | None = None
     classifiers: dict = field(default_factory=dict)
 
+    def to_json(self):
+        """The summary as a JSON-ready dict."""
+        return {"n_items": self.n_items, "views": list(self.views), "classes": list(self.classes),
+                "methods": self.methods, "per_class": self.per_class, "diagnostics": self.diagnostics,
+                "warnings": list(self.warnings)}
+
 
 @dataclass
 class _Space:
