@@ -671,18 +671,29 @@ def train(
     loss: Annotated[str, typer.Option(help="proxy_anchor, proxy_nca, soft_triple or contrastive.")] = "proxy_anchor",
     so_weight: Annotated[float, typer.Option(help="Soft Orthogonality weight on the proxies (0: off).")] = 0.0,
     tcm_weight: Annotated[float, typer.Option(help="Threshold-Consistent Margin weight (0: off).")] = 0.0,
-    dim: Annotated[int, typer.Option(help="Output embedding width.")] = 256,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
+    dim: Annotated[
+        Optional[int], typer.Option(help="Output width, at least the input's (the head starts as the identity). "
+                                    "Default: the input width.")
+    ] = None,
+    hidden: Annotated[int, typer.Option(help="Hidden width of the residual MLP (0: a linear residual).")] = 512,
+    epochs: Annotated[int, typer.Option(help="Most training epochs.")] = 20,
     batch_size: Annotated[int, typer.Option(help="Items per batch.")] = 256,
-    lr: Annotated[float, typer.Option(help="Learning rate of the head (proxies: 100x; the Proxy Anchor recipe).")] = 1e-4,
+    lr: Annotated[float, typer.Option(help="Learning rate of the head (proxies: 100x; the Proxy Anchor recipe).")] = 3e-4,
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better validation score.")] = 3,
+    val_classes_frac: Annotated[
+        float, typer.Option(help="Share of the classes held out to choose the epoch on (0: none; keep the last).")
+    ] = 0.2,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed for weights, proxies and batches.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for validation classes, weights, proxies and batches.")] = 0,
     train_classes: Annotated[
         Optional[Path], typer.Option(help="Text file, one class per line: train on these only.")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
 ):
     """Train a metric-learning projection head on frozen embeddings.
+
+    The head starts as the identity and keeps its best epoch on classes held out of training;
+    when no epoch beats the raw embeddings there, it stays the identity (and says so).
 
     Example: pairclass train emb.parquet --label-col category --loss proxy_anchor --out encoder/
     """
@@ -691,19 +702,31 @@ def train(
     with train_progress(not json_out) as progress:
         result = run_train(
             embeddings, out=out, label_col=label_col, classes=classes, view=view, id_col=id_col,
-            loss=loss, so_weight=so_weight, tcm_weight=tcm_weight, dim=dim, epochs=epochs,
-            batch_size=batch_size, lr=lr, device=device, seed=seed, train_classes=train_classes,
-            progress=progress,
+            loss=loss, so_weight=so_weight, tcm_weight=tcm_weight, dim=dim, hidden=hidden, epochs=epochs,
+            batch_size=batch_size, lr=lr, patience=patience, val_classes_frac=val_classes_frac,
+            device=device, seed=seed, train_classes=train_classes, progress=progress,
+        )
+    val = result.validation
+    if val is not None and not val["improved"]:
+        err.print(
+            f"no epoch beat the raw embeddings on the {len(val['classes'])} validation classes "
+            f"(R@1 {val['raw']['recall_at_1']:.4f}, MAP@R {val['raw']['map_at_r']:.4f}); "
+            f"kept the identity; wrote {result.out}",
+            highlight=False, soft_wrap=True,
+        )
+    elif not json_out:
+        best = None if val is None else val["curve"][val["best_epoch"]]
+        chosen = "" if val is None else (
+            f"; validation R@1 {val['raw']['recall_at_1']:.4f} raw, {best['recall_at_1']:.4f} at epoch "
+            f"{val['best_epoch']} ({len(val['curve']) - 1} run)"
+        )
+        err.print(
+            f"trained {result.loss} on {result.n_items} items, {len(result.classes)} classes "
+            f"({result.label_source}) in {result.train_seconds:.1f}s on {result.device}{chosen}; wrote {result.out}",
+            highlight=False,
         )
     if json_out:
         print(json.dumps(result.to_json()))
-    else:
-        err.print(
-            f"trained {result.loss} on {result.n_items} items, {len(result.classes)} classes "
-            f"({result.label_source}) in {result.train_seconds:.1f}s on {result.device}; "
-            f"final loss {result.epoch_loss[-1]:.4f}; wrote {result.out}",
-            highlight=False,
-        )
 
 
 @app.command("evaluate-encoder")
