@@ -232,8 +232,9 @@ def test_reasons_name_the_evidence(audited):
     first = result.top(1)[0]
     assert f"say {first['suggested_label']}" in first["reasons"] or f"says {first['suggested_label']}" in \
         first["reasons"]
-    assert any(r["reasons"].startswith(("both views' neighbours", "image's neighbours", "text's neighbours",
-                                        "the classifier")) for r in result.top(20))
+    openings = ("neighbours in both views", "both views' neighbours", "image's neighbours", "text's neighbours",
+                "the classifier")
+    assert any(r["reasons"].startswith(openings) for r in result.top(20))
 
 
 def test_report_data_from_the_result(audited, tmp_path):

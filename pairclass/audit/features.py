@@ -99,15 +99,17 @@ def read_items(source, *, dims=DIMS, seed=0, keep_raw=False):
             if keep_raw:
                 raw[v][rows] = X
         keep[rows] = batch.labels.is_valid().to_numpy(zero_copy_only=False)
-        ids.append(batch.ids.cast(pa.string()))
-        labels.append(batch.labels)
-        extra.append(pa.table(batch.extra) if batch.extra else None)
-    ids = np.asarray(pa.concat_arrays(ids).to_pylist(), dtype=object)
+        # Keep plain Python values, not the batch's arrow arrays (and the buffers they hold).
+        ids += batch.ids.cast(pa.string()).to_pylist()
+        labels += batch.labels.to_pylist()
+        extra.append(pa.table({c: pa.array(col.to_pylist(), col.type) for c, col in batch.extra.items()})
+                     if batch.extra else None)
+    ids = np.asarray(ids, dtype=object)
     uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         dup = uniq[counts > 1]
         raise input_error(f"{dup.size} duplicate id(s), e.g. {dup[0]!r}", path=source.path, column=source.id_col)
-    labels = np.asarray(pa.concat_arrays(labels).to_pylist(), dtype=object)
+    labels = np.asarray(labels, dtype=object)
     table = pa.concat_tables(extra).filter(pa.array(keep)) if extra and extra[0] is not None else None
     if not keep.all():
         features = {v: X[keep] for v, X in features.items()}

@@ -3,6 +3,7 @@
 A signal *points at* the suggested class when that is its top class; it *doubts* the label when its
 top class is neither. Signals that keep the given label say nothing. Examples:
 
+- ``neighbours in both views and across them say Watches (9/10, 8/10, 10/10, 9/10)``
 - ``both views' neighbours say Watches (9/10, 8/10)``
 - ``description's neighbours among product_name say Watches (7/10)``
 - ``the classifier says Watches (0.93 vs 0.02)``
@@ -55,6 +56,8 @@ def _phrases(family, group, row, given, target, names):
     counts = lambda es: "" if target is None else " (" + ", ".join(  # noqa: E731
         f"{int(e.votes[row, target])}/{int(e.votes[row].sum())}" for e in es) + ")"
     within = [e for e in group if len(e.views) == 1]
+    if len(within) == 2 and len(group) == 4:
+        return [f"neighbours in both views and across them {verb(True)} {claim}{counts(group)}"]
     out = []
     if within:
         who = "both views'" if len(within) == 2 else f"{within[0].views[0]}'s"

@@ -42,12 +42,10 @@ def pair_scores(clf, X, *, given=None, candidates=MAX_CANDIDATES):
 
     Examples
     --------
-    >>> T = np.eye(3)
-    >>> X = np.array([[0.9, 0.1, 0.0], [0.7, 0.0, 0.3], [0.1, 0.8, 0.2],
-    ...               [0.0, 0.9, 0.1], [0.0, 0.3, 0.9], [0.2, 0.1, 0.8]])
-    >>> clf = PairwiseClassifier(T, k=2, min_count=2).fit(X)
-    >>> pair_scores(clf, X).argmax(axis=1).tolist()
-    [0, 0, 1, 1, 2, 2]
+    >>> X = np.repeat(np.eye(3), 2, axis=0) + 0.1
+    >>> scores = pair_scores(PairwiseClassifier(np.eye(3), k=2, min_count=2).fit(X), X, candidates=2)
+    >>> scores.argmax(axis=1).tolist(), bool((scores[0, 1:] < scores[0, 0]).all())
+    ([0, 0, 1, 1, 2, 2], True)
     """
     X = np.asarray(X, dtype=np.float32)
     C = clf.class_embeddings_.shape[0]
