@@ -19,8 +19,10 @@ __all__ = ["Product", "fit_product"]
 
 # A weak ridge on the offsets keeps them finite when a class has no labelled item.
 _RIDGE = 1e-3
-# The fit runs on a seeded sample of at most this many items (n_signals + n_classes parameters).
+# The fit runs on a seeded sample of at most this many items (n_signals + n_classes parameters), and
+# of at most this many feature values (so thousands of classes stay within memory).
 MAX_FIT_ITEMS = 100_000
+MAX_FIT_VALUES = 50_000_000
 _CHUNK = 65_536
 
 
@@ -65,7 +67,7 @@ def fit_product(features, labels, *, fit_on=None, seed=0):
     fit_on : ndarray of shape (n_items,), dtype bool, optional
         Fit on these items only (the audit's second round: the labels the first did not flag).
     seed : int
-        Seeds the sample of at most ``MAX_FIT_ITEMS`` items.
+        Seeds the sample of at most ``MAX_FIT_ITEMS`` items (and ``MAX_FIT_VALUES`` values).
 
     Returns
     -------
@@ -79,8 +81,9 @@ def fit_product(features, labels, *, fit_on=None, seed=0):
     (True, [0, 0, 1, 1, 0])
     """
     rows = np.arange(labels.size) if fit_on is None else np.flatnonzero(fit_on)
-    if rows.size > MAX_FIT_ITEMS:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, MAX_FIT_ITEMS, replace=False))
+    most = min(MAX_FIT_ITEMS, max(1_000, MAX_FIT_VALUES // (len(features) * features[0].shape[1])))
+    if rows.size > most:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, most, replace=False))
     F = np.stack([np.asarray(f[rows], dtype=np.float64) for f in features])
     y = labels[rows]
     S, n, C = F.shape
