@@ -577,18 +577,32 @@ def embed_classes(
 
 
 def render_audit(result, top):
-    """The top flagged items as a table: rank, id, given and suggested label, quality, reason."""
-    table = Table(
-        title=f"pairclass audit: {result.n_flagged} of {result.n_items} labels flagged (top {top})"
-    )
+    """The most suspect flagged items, then the per-class summary, as tables on stderr."""
+    table = Table(title=f"pairclass audit: {result.n_flagged:,} of {result.n_items:,} labels flagged (top {top})")
     for col, justify in [("rank", "right"), ("id", "left"), ("given", "left"), ("suggested", "left"),
-                         ("quality", "right"), ("reason", "left")]:
+                         ("score", "right"), ("reasons", "left")]:
         table.add_column(col, justify=justify)
-    id_col, label_col = result.items.column_names[:2]
+    for c in result.keep_cols:
+        table.add_column(c)
     for row in result.top(top):
-        table.add_row(str(row["rank"]), str(row[id_col]), row[label_col], row["suggested_label"],
-                      f"{row['label_quality']:.3f}", row["reason"])
+        table.add_row(str(row["rank"]), str(row[result.id_col]), row["given_label"], row["suggested_label"],
+                      f"{row['label_score']:.3f}", row["reasons"], *[str(row[c]) for c in result.keep_cols])
     err.print(table)
+    per = Table(title="per class: estimated noise rate, flagged items and where they go")
+    for col in ("class", "items", "noise rate", "flagged", "suggested instead", "suggested here", "from"):
+        per.add_column(col, justify="left" if col in ("class", "suggested instead", "from") else "right")
+    fmt = lambda d: ", ".join(f"{k} {v}" for k, v in d.items())  # noqa: E731
+    for row in result.summary():
+        if row["items"] or row["suggested_here"]:
+            rate = row["estimated_noise_rate"]
+            per.add_row(row["class"], f"{row['items']:,}", "-" if rate is None else f"{rate:.1%}",
+                        str(row["flagged"]), fmt(row["flagged_to"]), str(row["suggested_here"]),
+                        fmt(row["suggested_from"]))
+    err.print(per)
+    if result.n_unlabelled:
+        err.print(f"{result.n_unlabelled:,} items without a label were left out", highlight=False)
+    if result.note:
+        err.print(f"[yellow]Note:[/] {result.note}", highlight=False)
 
 
 @app.command()
@@ -603,22 +617,40 @@ def audit(
     label_col: Annotated[str, typer.Option(help="Catalogue label column to audit.")],
     views: ViewsOption = None,
     id_col: IdColOption = DEFAULT_ID_COL,
-    prototypes: Annotated[
-        str, typer.Option(help="Class embeddings for the pairs: 'labels' (cross-fitted label means plus the "
-                          "prompt) or 'text' (the prompts only, zero-shot).")
-    ] = "labels",
+    label_level: LabelLevelOption = None,
+    keep_cols: KeepColsOption = None,
+    zero_shot: Annotated[
+        bool, typer.Option("--zero-shot", help="Zero-shot evidence only (pairwise margins against the class "
+                           "embeddings); do not learn from the given labels.")
+    ] = False,
+    signals: Annotated[
+        str, typer.Option(help="Evidence, comma-separated: classifier, neighbours, zero-shot.", rich_help_panel=TUNING)
+    ] = "classifier,neighbours",
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Rounds; each after the first learns only from the labels the one before "
+                          "kept.", rich_help_panel=TUNING)
+    ] = 2,
+    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.", rich_help_panel=TUNING)] = 5,
+    neighbours: Annotated[int, typer.Option(min=1, help="Neighbours per item.", rich_help_panel=TUNING)] = 10,
+    dims: Annotated[
+        int, typer.Option(min=2, help="Principal components the classifier and neighbours use.",
+                          rich_help_panel=TUNING)
+    ] = 128,
     rank_by: Annotated[
         str, typer.Option(help="cleanlab label-quality score: self_confidence, normalized_margin or "
-                          "confidence_weighted_entropy.")
+                          "confidence_weighted_entropy.", rich_help_panel=TUNING)
     ] = "self_confidence",
-    k: Annotated[int, typer.Option(help="Dimensions kept per class pair.")] = 100,
-    min_count: Annotated[int, typer.Option(help="Fewer confident items than this: full cosine.")] = 10,
-    top: Annotated[int, typer.Option(help="Rows of the flagged-items table.")] = 20,
-    seed: Annotated[int, typer.Option(help="Seed for the cross-fitting folds.")] = 0,
-    out: Annotated[Optional[Path], typer.Option(help="Write every item with its scores (parquet, or .csv).")] = None,
+    k: Annotated[int, typer.Option(min=1, help="Zero-shot: dimensions kept per class pair.",
+                                   rich_help_panel=TUNING)] = 100,
+    min_count: Annotated[int, typer.Option(min=2, help="Zero-shot: fewer confident items than this: full cosine.",
+                                           rich_help_panel=TUNING)] = 10,
+    top: Annotated[int, typer.Option(min=0, help="Rows of the flagged-items table (and of --json's 'top').")] = 20,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for folds, samples and the neighbour index.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Write the issues table, one row per item (parquet, or .csv).")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write the audit report page (HTML).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
 ):
-    """Rank the items whose catalogue label is most likely wrong, with a suggested label and a reason.
+    """Rank the items whose catalogue label is most likely wrong, with a suggested label and the reasons.
 
     Example: pairclass audit data/demo.parquet --classes data/demo_classes.parquet
     --views product_name,description --label-col category --top 20 --out issues.parquet
@@ -626,16 +658,23 @@ def audit(
     from .audit import run_audit
 
     result = run_audit(
-        embeddings, classes, label_col=label_col, views=_views(views), id_col=id_col,
-        prototypes=prototypes, rank_by=rank_by, k=k, min_count=min_count, seed=seed, out=out,
-        progress=progress_printer(not json_out),
+        embeddings, classes, label_col=label_col, views=_views(views), id_col=id_col, label_level=label_level,
+        keep_cols=split_list(keep_cols, "column") if keep_cols else (), zero_shot=zero_shot,
+        signals=split_list(signals, "signal"), rounds=rounds, folds=folds, neighbours=neighbours, dims=dims,
+        rank_by=rank_by, k=k, min_count=min_count, seed=seed, out=out, progress=progress_printer(not json_out),
     )
+    if report is not None:
+        from .report import write_audit_report
+
+        write_audit_report(result.report(embeddings), report)
     if json_out:
-        print(json.dumps(result.to_json()))
-    else:
-        render_audit(result, top)
-        if out is not None:
-            err.print(f"wrote {result.n_items} items with their label scores to {out}", highlight=False)
+        print(json.dumps(result.to_json(top)))
+        return
+    render_audit(result, top)
+    if out is not None:
+        err.print(f"wrote {result.n_items:,} items with their label scores to {out}", highlight=False)
+    if report is not None:
+        err.print(f"wrote the audit report to {report}", highlight=False)
 
 
 @contextlib.contextmanager
