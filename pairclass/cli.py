@@ -265,6 +265,21 @@ class Center(str, Enum):
     balanced = "balanced"
 
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+EngineOption = Annotated[
+    Engine, typer.Option(help="local (threads on this machine) or ray (Ray Data jobs on a cluster; the ray extra).",
+                         rich_help_panel=SCALE)
+]
+RayAddressOption = Annotated[
+    Optional[str], typer.Option(help="With --engine ray: the cluster to join (auto, HOST:6379 or ray://HOST:10001). "
+                                "Default: start a local one.", rich_help_panel=SCALE)
+]
+
+
 @app.command()
 @library_errors
 def classify(
@@ -354,7 +369,8 @@ def classify(
         int, typer.Option(min=1, help="Rows read at a time.", rich_help_panel=SCALE)
     ] = DEFAULT_BATCH_ROWS,
     workers: Annotated[
-        Optional[int], typer.Option(min=1, help="Worker threads. Default: the CPU count.", rich_help_panel=SCALE)
+        Optional[int], typer.Option(min=1, help="Worker threads (--engine ray: map tasks at once). Default: the CPU "
+                                    "count (ray: what the cluster allows).", rich_help_panel=SCALE)
     ] = None,
     cache_dir: Annotated[
         Optional[Path], typer.Option(help="Folder for the temporary view cache of multi-scan methods (default: the "
@@ -364,6 +380,8 @@ def classify(
         bool, typer.Option(help="Cache the views after the first scan (--no-cache: re-read the files).",
                            rich_help_panel=SCALE)
     ] = True,
+    engine: EngineOption = Engine.local,
+    ray_address: RayAddressOption = None,
     json_out: JsonOption = False,
 ):
     """Classify items against class embeddings, per view, and report agreement and accuracy.
@@ -372,7 +390,7 @@ def classify(
     --views product_name,description --label-col category
     """
     from .classify import PairwiseClassifier
-    from .engines import LocalEngine
+    from .engines import get_engine
     from .run import run_classify
 
     methods = split_list(method, "method") + (["pairwise"] if pairwise else [])
@@ -384,7 +402,8 @@ def classify(
         label_level=label_level, labels=labels, keep_cols=split_list(keep_cols, "column") if keep_cols else (),
         methods=methods,
         proto_prior=proto_prior.value, center=center.value, encoder=encoder, out=out, keep_predictions=False,
-        batch_rows=batch_rows, cache=cache, cache_dir=cache_dir, engine=LocalEngine(workers),
+        batch_rows=batch_rows, cache=cache, cache_dir=cache_dir,
+        engine=get_engine(engine.value, workers=workers, address=ray_address),
         progress=ScanProgress(quiet=json_out), report=report, image_col=image_col,
     )
     for note in result.warnings:
