@@ -534,6 +534,11 @@ def embed(
     retries: Annotated[int, typer.Option(help="Retries after a timeout, connection error or 5xx.")] = 2,
     max_downloads: Annotated[int, typer.Option(help="Concurrent downloads per worker.")] = 16,
     retry_errors: Annotated[bool, typer.Option(help="On a rerun, retry the items that failed before.")] = False,
+    engine: Annotated[
+        Engine, typer.Option(help="local (DataLoader workers and the model here) or ray (decoding tasks and model "
+                             "actors, one per GPU, on a Ray cluster; the ray extra).")
+    ] = Engine.local,
+    ray_address: RayAddressOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
 ):
     """Embed a catalogue's images and titles into an embedding parquet; a rerun resumes or adds new ids.
@@ -548,7 +553,7 @@ def embed(
             manifest, out, id_col=id_col, image_col="auto" if image_col is None else image_col or None,
             text_cols=_text_cols(text_col), keep_cols=split_list(keep_col, "column") if keep_col else (),
             **model_args, workers=workers, chunk_rows=chunk_rows, image_root=image_root,
-            limits=limits, retry_errors=retry_errors, progress=progress,
+            limits=limits, retry_errors=retry_errors, progress=progress, engine=engine.value, ray_address=ray_address,
         )
     if json_out:
         print(json.dumps(result.to_json()))

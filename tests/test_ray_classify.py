@@ -114,13 +114,20 @@ def test_arrays_in_memory_are_not_a_ray_source(cluster):
                  methods=["baseline"], sink=MemorySink(), engine=get_engine("ray"))
 
 
-def test_without_ray_the_engine_names_the_extra(monkeypatch, tmp_path):
+@pytest.mark.parametrize("command", ["classify", "embed"])
+def test_without_ray_the_engine_names_the_extra(monkeypatch, tmp_path, command):
     import importlib.util
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find_spec(name, *a))
     folder, classes, _ = shards(tmp_path)
-    result = runner.invoke(app, ["classify", str(folder), "--classes", str(classes), "--engine", "ray"])
+    if command == "classify":
+        args = ["classify", str(folder), "--classes", str(classes)]
+    else:
+        pytest.importorskip("open_clip")
+        (tmp_path / "m.csv").write_text("product_id,title\na,red shirt\n")
+        args = ["embed", str(tmp_path / "m.csv"), "--out", str(tmp_path / "e.parquet")]
+    result = runner.invoke(app, [*args, "--engine", "ray"])
     assert result.exit_code == 2
     assert result.stderr == ("Error: --engine ray needs ray, which is not installed; install it with "
                              "pip install 'pairclass[ray]'\n")

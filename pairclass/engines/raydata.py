@@ -92,7 +92,7 @@ class RayEngine:
     row_positions = False
 
     def __init__(self, address=None, workers=None):
-        require_ray()
+        require_ray()  # here too: an engine built without get_engine
         self.address = address
         self.workers = workers
 
