@@ -265,6 +265,21 @@ class Center(str, Enum):
     balanced = "balanced"
 
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+EngineOption = Annotated[
+    Engine, typer.Option(help="local (threads on this machine) or ray (Ray Data jobs on a cluster; the ray extra).",
+                         rich_help_panel=SCALE)
+]
+RayAddressOption = Annotated[
+    Optional[str], typer.Option(help="With --engine ray: the cluster to join (auto, HOST:6379 or ray://HOST:10001). "
+                                "Default: start a local one.", rich_help_panel=SCALE)
+]
+
+
 @app.command()
 @library_errors
 def classify(
@@ -354,7 +369,8 @@ def classify(
         int, typer.Option(min=1, help="Rows read at a time.", rich_help_panel=SCALE)
     ] = DEFAULT_BATCH_ROWS,
     workers: Annotated[
-        Optional[int], typer.Option(min=1, help="Worker threads. Default: the CPU count.", rich_help_panel=SCALE)
+        Optional[int], typer.Option(min=1, help="Worker threads (--engine ray: map tasks at once). Default: the CPU "
+                                    "count (ray: what the cluster allows).", rich_help_panel=SCALE)
     ] = None,
     cache_dir: Annotated[
         Optional[Path], typer.Option(help="Folder for the temporary view cache of multi-scan methods (default: the "
@@ -364,6 +380,8 @@ def classify(
         bool, typer.Option(help="Cache the views after the first scan (--no-cache: re-read the files).",
                            rich_help_panel=SCALE)
     ] = True,
+    engine: EngineOption = Engine.local,
+    ray_address: RayAddressOption = None,
     json_out: JsonOption = False,
 ):
     """Classify items against class embeddings, per view, and report agreement and accuracy.
@@ -372,7 +390,7 @@ def classify(
     --views product_name,description --label-col category
     """
     from .classify import PairwiseClassifier
-    from .engines import LocalEngine
+    from .engines import get_engine
     from .run import run_classify
 
     methods = split_list(method, "method") + (["pairwise"] if pairwise else [])
@@ -384,7 +402,8 @@ def classify(
         label_level=label_level, labels=labels, keep_cols=split_list(keep_cols, "column") if keep_cols else (),
         methods=methods,
         proto_prior=proto_prior.value, center=center.value, encoder=encoder, out=out, keep_predictions=False,
-        batch_rows=batch_rows, cache=cache, cache_dir=cache_dir, engine=LocalEngine(workers),
+        batch_rows=batch_rows, cache=cache, cache_dir=cache_dir,
+        engine=get_engine(engine.value, workers=workers, address=ray_address),
         progress=ScanProgress(quiet=json_out), report=report, image_col=image_col,
     )
     for note in result.warnings:
@@ -515,6 +534,11 @@ def embed(
     retries: Annotated[int, typer.Option(help="Retries after a timeout, connection error or 5xx.")] = 2,
     max_downloads: Annotated[int, typer.Option(help="Concurrent downloads per worker.")] = 16,
     retry_errors: Annotated[bool, typer.Option(help="On a rerun, retry the items that failed before.")] = False,
+    engine: Annotated[
+        Engine, typer.Option(help="local (DataLoader workers and the model here) or ray (decoding tasks and model "
+                             "actors, one per GPU, on a Ray cluster; the ray extra).")
+    ] = Engine.local,
+    ray_address: RayAddressOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
 ):
     """Embed a catalogue's images and titles into an embedding parquet; a rerun resumes or adds new ids.
@@ -529,7 +553,7 @@ def embed(
             manifest, out, id_col=id_col, image_col="auto" if image_col is None else image_col or None,
             text_cols=_text_cols(text_col), keep_cols=split_list(keep_col, "column") if keep_col else (),
             **model_args, workers=workers, chunk_rows=chunk_rows, image_root=image_root,
-            limits=limits, retry_errors=retry_errors, progress=progress,
+            limits=limits, retry_errors=retry_errors, progress=progress, engine=engine.value, ray_address=ray_address,
         )
     if json_out:
         print(json.dumps(result.to_json()))
