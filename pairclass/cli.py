@@ -265,6 +265,21 @@ class Center(str, Enum):
     balanced = "balanced"
 
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+EngineOption = Annotated[
+    Engine, typer.Option(help="local (threads on this machine) or ray (Ray Data jobs on a cluster; the ray extra).",
+                         rich_help_panel=SCALE)
+]
+RayAddressOption = Annotated[
+    Optional[str], typer.Option(help="With --engine ray: the cluster to join (auto, HOST:6379 or ray://HOST:10001). "
+                                "Default: start a local one.", rich_help_panel=SCALE)
+]
+
+
 @app.command()
 @library_errors
 def classify(
@@ -354,7 +369,8 @@ def classify(
         int, typer.Option(min=1, help="Rows read at a time.", rich_help_panel=SCALE)
     ] = DEFAULT_BATCH_ROWS,
     workers: Annotated[
-        Optional[int], typer.Option(min=1, help="Worker threads. Default: the CPU count.", rich_help_panel=SCALE)
+        Optional[int], typer.Option(min=1, help="Worker threads (--engine ray: map tasks at once). Default: the CPU "
+                                    "count (ray: what the cluster allows).", rich_help_panel=SCALE)
     ] = None,
     cache_dir: Annotated[
         Optional[Path], typer.Option(help="Folder for the temporary view cache of multi-scan methods (default: the "
@@ -364,6 +380,8 @@ def classify(
         bool, typer.Option(help="Cache the views after the first scan (--no-cache: re-read the files).",
                            rich_help_panel=SCALE)
     ] = True,
+    engine: EngineOption = Engine.local,
+    ray_address: RayAddressOption = None,
     json_out: JsonOption = False,
 ):
     """Classify items against class embeddings, per view, and report agreement and accuracy.
@@ -372,7 +390,7 @@ def classify(
     --views product_name,description --label-col category
     """
     from .classify import PairwiseClassifier
-    from .engines import LocalEngine
+    from .engines import get_engine
     from .run import run_classify
 
     methods = split_list(method, "method") + (["pairwise"] if pairwise else [])
@@ -384,7 +402,8 @@ def classify(
         label_level=label_level, labels=labels, keep_cols=split_list(keep_cols, "column") if keep_cols else (),
         methods=methods,
         proto_prior=proto_prior.value, center=center.value, encoder=encoder, out=out, keep_predictions=False,
-        batch_rows=batch_rows, cache=cache, cache_dir=cache_dir, engine=LocalEngine(workers),
+        batch_rows=batch_rows, cache=cache, cache_dir=cache_dir,
+        engine=get_engine(engine.value, workers=workers, address=ray_address),
         progress=ScanProgress(quiet=json_out), report=report, image_col=image_col,
     )
     for note in result.warnings:
@@ -515,6 +534,11 @@ def embed(
     retries: Annotated[int, typer.Option(help="Retries after a timeout, connection error or 5xx.")] = 2,
     max_downloads: Annotated[int, typer.Option(help="Concurrent downloads per worker.")] = 16,
     retry_errors: Annotated[bool, typer.Option(help="On a rerun, retry the items that failed before.")] = False,
+    engine: Annotated[
+        Engine, typer.Option(help="local (DataLoader workers and the model here) or ray (decoding tasks and model "
+                             "actors, one per GPU, on a Ray cluster; the ray extra).")
+    ] = Engine.local,
+    ray_address: RayAddressOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
 ):
     """Embed a catalogue's images and titles into an embedding parquet; a rerun resumes or adds new ids.
@@ -529,7 +553,7 @@ def embed(
             manifest, out, id_col=id_col, image_col="auto" if image_col is None else image_col or None,
             text_cols=_text_cols(text_col), keep_cols=split_list(keep_col, "column") if keep_col else (),
             **model_args, workers=workers, chunk_rows=chunk_rows, image_root=image_root,
-            limits=limits, retry_errors=retry_errors, progress=progress,
+            limits=limits, retry_errors=retry_errors, progress=progress, engine=engine.value, ray_address=ray_address,
         )
     if json_out:
         print(json.dumps(result.to_json()))
@@ -577,18 +601,32 @@ def embed_classes(
 
 
 def render_audit(result, top):
-    """The top flagged items as a table: rank, id, given and suggested label, quality, reason."""
-    table = Table(
-        title=f"pairclass audit: {result.n_flagged} of {result.n_items} labels flagged (top {top})"
-    )
+    """The most suspect flagged items, then the per-class summary, as tables on stderr."""
+    table = Table(title=f"pairclass audit: {result.n_flagged:,} of {result.n_items:,} labels flagged (top {top})")
     for col, justify in [("rank", "right"), ("id", "left"), ("given", "left"), ("suggested", "left"),
-                         ("quality", "right"), ("reason", "left")]:
+                         ("score", "right"), ("reasons", "left")]:
         table.add_column(col, justify=justify)
-    id_col, label_col = result.items.column_names[:2]
+    for c in result.keep_cols:
+        table.add_column(c)
     for row in result.top(top):
-        table.add_row(str(row["rank"]), str(row[id_col]), row[label_col], row["suggested_label"],
-                      f"{row['label_quality']:.3f}", row["reason"])
+        table.add_row(str(row["rank"]), str(row[result.id_col]), row["given_label"], row["suggested_label"],
+                      f"{row['label_score']:.3f}", row["reasons"], *[str(row[c]) for c in result.keep_cols])
     err.print(table)
+    per = Table(title="per class: estimated noise rate, flagged items and where they go")
+    for col in ("class", "items", "noise rate", "flagged", "suggested instead", "suggested here", "from"):
+        per.add_column(col, justify="left" if col in ("class", "suggested instead", "from") else "right")
+    fmt = lambda d: ", ".join(f"{k} {v}" for k, v in d.items())  # noqa: E731
+    for row in result.summary():
+        if row["items"] or row["suggested_here"]:
+            rate = row["estimated_noise_rate"]
+            per.add_row(row["class"], f"{row['items']:,}", "-" if rate is None else f"{rate:.1%}",
+                        str(row["flagged"]), fmt(row["flagged_to"]), str(row["suggested_here"]),
+                        fmt(row["suggested_from"]))
+    err.print(per)
+    if result.n_unlabelled:
+        err.print(f"{result.n_unlabelled:,} items without a label were left out", highlight=False)
+    if result.note:
+        err.print(f"[yellow]Note:[/] {result.note}", highlight=False)
 
 
 @app.command()
@@ -603,22 +641,40 @@ def audit(
     label_col: Annotated[str, typer.Option(help="Catalogue label column to audit.")],
     views: ViewsOption = None,
     id_col: IdColOption = DEFAULT_ID_COL,
-    prototypes: Annotated[
-        str, typer.Option(help="Class embeddings for the pairs: 'labels' (cross-fitted label means plus the "
-                          "prompt) or 'text' (the prompts only, zero-shot).")
-    ] = "labels",
+    label_level: LabelLevelOption = None,
+    keep_cols: KeepColsOption = None,
+    zero_shot: Annotated[
+        bool, typer.Option("--zero-shot", help="Zero-shot evidence only (pairwise margins against the class "
+                           "embeddings); do not learn from the given labels.")
+    ] = False,
+    signals: Annotated[
+        str, typer.Option(help="Evidence, comma-separated: classifier, neighbours, zero-shot.", rich_help_panel=TUNING)
+    ] = "classifier,neighbours",
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Rounds; each after the first learns only from the labels the one before "
+                          "kept.", rich_help_panel=TUNING)
+    ] = 2,
+    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.", rich_help_panel=TUNING)] = 5,
+    neighbours: Annotated[int, typer.Option(min=1, help="Neighbours per item.", rich_help_panel=TUNING)] = 10,
+    dims: Annotated[
+        int, typer.Option(min=2, help="Principal components the classifier and neighbours use.",
+                          rich_help_panel=TUNING)
+    ] = 128,
     rank_by: Annotated[
         str, typer.Option(help="cleanlab label-quality score: self_confidence, normalized_margin or "
-                          "confidence_weighted_entropy.")
+                          "confidence_weighted_entropy.", rich_help_panel=TUNING)
     ] = "self_confidence",
-    k: Annotated[int, typer.Option(help="Dimensions kept per class pair.")] = 100,
-    min_count: Annotated[int, typer.Option(help="Fewer confident items than this: full cosine.")] = 10,
-    top: Annotated[int, typer.Option(help="Rows of the flagged-items table.")] = 20,
-    seed: Annotated[int, typer.Option(help="Seed for the cross-fitting folds.")] = 0,
-    out: Annotated[Optional[Path], typer.Option(help="Write every item with its scores (parquet, or .csv).")] = None,
+    k: Annotated[int, typer.Option(min=1, help="Zero-shot: dimensions kept per class pair.",
+                                   rich_help_panel=TUNING)] = 100,
+    min_count: Annotated[int, typer.Option(min=2, help="Zero-shot: fewer confident items than this: full cosine.",
+                                           rich_help_panel=TUNING)] = 10,
+    top: Annotated[int, typer.Option(min=0, help="Rows of the flagged-items table (and of --json's 'top').")] = 20,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for folds, samples and the neighbour index.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Write the issues table, one row per item (parquet, or .csv).")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write the audit report page (HTML).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
 ):
-    """Rank the items whose catalogue label is most likely wrong, with a suggested label and a reason.
+    """Rank the items whose catalogue label is most likely wrong, with a suggested label and the reasons.
 
     Example: pairclass audit data/demo.parquet --classes data/demo_classes.parquet
     --views product_name,description --label-col category --top 20 --out issues.parquet
@@ -626,16 +682,23 @@ def audit(
     from .audit import run_audit
 
     result = run_audit(
-        embeddings, classes, label_col=label_col, views=_views(views), id_col=id_col,
-        prototypes=prototypes, rank_by=rank_by, k=k, min_count=min_count, seed=seed, out=out,
-        progress=progress_printer(not json_out),
+        embeddings, classes, label_col=label_col, views=_views(views), id_col=id_col, label_level=label_level,
+        keep_cols=split_list(keep_cols, "column") if keep_cols else (), zero_shot=zero_shot,
+        signals=split_list(signals, "signal"), rounds=rounds, folds=folds, neighbours=neighbours, dims=dims,
+        rank_by=rank_by, k=k, min_count=min_count, seed=seed, out=out, progress=progress_printer(not json_out),
     )
+    if report is not None:
+        from .report import write_audit_report
+
+        write_audit_report(result.report(embeddings), report)
     if json_out:
-        print(json.dumps(result.to_json()))
-    else:
-        render_audit(result, top)
-        if out is not None:
-            err.print(f"wrote {result.n_items} items with their label scores to {out}", highlight=False)
+        print(json.dumps(result.to_json(top)))
+        return
+    render_audit(result, top)
+    if out is not None:
+        err.print(f"wrote {result.n_items:,} items with their label scores to {out}", highlight=False)
+    if report is not None:
+        err.print(f"wrote the audit report to {report}", highlight=False)
 
 
 @contextlib.contextmanager
@@ -671,18 +734,29 @@ def train(
     loss: Annotated[str, typer.Option(help="proxy_anchor, proxy_nca, soft_triple or contrastive.")] = "proxy_anchor",
     so_weight: Annotated[float, typer.Option(help="Soft Orthogonality weight on the proxies (0: off).")] = 0.0,
     tcm_weight: Annotated[float, typer.Option(help="Threshold-Consistent Margin weight (0: off).")] = 0.0,
-    dim: Annotated[int, typer.Option(help="Output embedding width.")] = 256,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
+    dim: Annotated[
+        Optional[int], typer.Option(help="Output width, at least the input's (the head starts as the identity). "
+                                    "Default: the input width.")
+    ] = None,
+    hidden: Annotated[int, typer.Option(help="Hidden width of the residual MLP (0: a linear residual).")] = 512,
+    epochs: Annotated[int, typer.Option(help="Most training epochs.")] = 20,
     batch_size: Annotated[int, typer.Option(help="Items per batch.")] = 256,
-    lr: Annotated[float, typer.Option(help="Learning rate of the head (proxies: 100x; the Proxy Anchor recipe).")] = 1e-4,
+    lr: Annotated[float, typer.Option(help="Learning rate of the head (proxies: 100x; the Proxy Anchor recipe).")] = 3e-4,
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better validation score.")] = 3,
+    val_classes_frac: Annotated[
+        float, typer.Option(help="Share of the classes held out to choose the epoch on (0: none; keep the last).")
+    ] = 0.2,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed for weights, proxies and batches.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for validation classes, weights, proxies and batches.")] = 0,
     train_classes: Annotated[
         Optional[Path], typer.Option(help="Text file, one class per line: train on these only.")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
 ):
     """Train a metric-learning projection head on frozen embeddings.
+
+    The head starts as the identity and keeps its best epoch on classes held out of training;
+    when no epoch beats the raw embeddings there, it stays the identity (and says so).
 
     Example: pairclass train emb.parquet --label-col category --loss proxy_anchor --out encoder/
     """
@@ -691,19 +765,31 @@ def train(
     with train_progress(not json_out) as progress:
         result = run_train(
             embeddings, out=out, label_col=label_col, classes=classes, view=view, id_col=id_col,
-            loss=loss, so_weight=so_weight, tcm_weight=tcm_weight, dim=dim, epochs=epochs,
-            batch_size=batch_size, lr=lr, device=device, seed=seed, train_classes=train_classes,
-            progress=progress,
+            loss=loss, so_weight=so_weight, tcm_weight=tcm_weight, dim=dim, hidden=hidden, epochs=epochs,
+            batch_size=batch_size, lr=lr, patience=patience, val_classes_frac=val_classes_frac,
+            device=device, seed=seed, train_classes=train_classes, progress=progress,
+        )
+    val = result.validation
+    if val is not None and not val["improved"]:
+        err.print(
+            f"no epoch beat the raw embeddings on the {len(val['classes'])} validation classes "
+            f"(R@1 {val['raw']['recall_at_1']:.4f}, MAP@R {val['raw']['map_at_r']:.4f}); "
+            f"kept the identity; wrote {result.out}",
+            highlight=False, soft_wrap=True,
+        )
+    elif not json_out:
+        best = None if val is None else val["curve"][val["best_epoch"]]
+        chosen = "" if val is None else (
+            f"; validation R@1 {val['raw']['recall_at_1']:.4f} raw, {best['recall_at_1']:.4f} at epoch "
+            f"{val['best_epoch']} ({len(val['curve']) - 1} run)"
+        )
+        err.print(
+            f"trained {result.loss} on {result.n_items} items, {len(result.classes)} classes "
+            f"({result.label_source}) in {result.train_seconds:.1f}s on {result.device}{chosen}; wrote {result.out}",
+            highlight=False,
         )
     if json_out:
         print(json.dumps(result.to_json()))
-    else:
-        err.print(
-            f"trained {result.loss} on {result.n_items} items, {len(result.classes)} classes "
-            f"({result.label_source}) in {result.train_seconds:.1f}s on {result.device}; "
-            f"final loss {result.epoch_loss[-1]:.4f}; wrote {result.out}",
-            highlight=False,
-        )
 
 
 @app.command("evaluate-encoder")

@@ -100,6 +100,12 @@ class Outcome:
     examples: pa.Table | None = None
     classifiers: dict = field(default_factory=dict)
 
+    def to_json(self):
+        """The summary as a JSON-ready dict."""
+        return {"n_items": self.n_items, "views": list(self.views), "classes": list(self.classes),
+                "methods": self.methods, "per_class": self.per_class, "diagnostics": self.diagnostics,
+                "warnings": list(self.warnings)}
+
 
 @dataclass
 class _Space:
@@ -163,7 +169,8 @@ def classify(source, estimator, class_embeddings, class_names, *, methods=(DEFAU
         (applied to the uncentred embeddings).
     sink : FileSink, DatasetSink or MemorySink, optional
         Where each item's row goes; committed only when the whole run succeeded.
-    engine : LocalEngine, optional
+    engine : LocalEngine or RayEngine, optional
+        How the scans run (default: ``LocalEngine()``); see :mod:`pairclass.engines`.
     cache : bool
         Keep the first scan's views for the later scans (:class:`~pairclass.io.ViewCache`).
     cache_dir : path-like, optional
@@ -183,13 +190,14 @@ def classify(source, estimator, class_embeddings, class_names, *, methods=(DEFAU
     if proto_prior not in PROTO_PRIORS:
         raise InputError(f"unknown prototype prior {proto_prior!r}; choose from {', '.join(PROTO_PRIORS)}")
     run = resolve_methods(methods)
+    engine = engine or LocalEngine()
+    _check_engine(run, engine, examples)
     _check_sizes(run, source)
     T = l2_normalize(np.asarray(class_embeddings, dtype=np.float64), name="class embeddings")
     if T.shape[1] != source.dim:
         raise InputError(f"class embeddings have dimension {T.shape[1]}, the items {source.dim}")
     if len(names) != T.shape[0]:
         raise InputError(f"{len(names)} class names for {T.shape[0]} class embeddings")
-    engine = engine or LocalEngine()
     progress = progress or LogProgress()
     views = list(source.views)
     base = _Space("", centred_class_embeddings(T) if center == "balanced" else T)
@@ -216,7 +224,9 @@ def classify(source, estimator, class_embeddings, class_names, *, methods=(DEFAU
         while any(not isinstance(s.request, Predict) for s in stages):
             active = [s for s in stages if not isinstance(s.request, Predict)]
             label = " · ".join(dict.fromkeys(f"{s.name}: {s.request.label}" for s in active))
-            results = scans.run(label, lambda b, active=active: tuple(s.request.map(s.space.batch(b)) for s in active))
+            # The map functions close over small state only (never the plans), so engines may ship them.
+            maps = [(s.request.map, s.space) for s in active]
+            results = scans.run(label, lambda b, maps=maps: tuple(f(space.batch(b)) for f, space in maps))
             for stage, result in zip(active, results):
                 stage.request = _advance(stage.plan, result)
         outcome = _final_scan(scans, stages, source, views, names, sink, examples)
@@ -240,6 +250,20 @@ def _advance(plan, result):
         return done.value
 
 
+def _check_engine(run, engine, examples):
+    """Engines whose batches do not know their rows' positions run the streaming methods only, and
+    keep no report examples (which are ordered by row)."""
+    if engine.row_positions:
+        return
+    gathering = [m for m in run if METHODS[m].max_items is not None]
+    if gathering:
+        raise InputError(f"{gathering[0]} holds every item in memory, which --engine {engine.name} does not do; use "
+                         "a streaming method or --engine local")
+    if examples:
+        raise InputError(f"a report's examples are chosen by the rows' positions, which --engine {engine.name} does "
+                         "not know; write the report with --engine local")
+
+
 def _check_sizes(run, source):
     for method in run:
         limit = METHODS[method].max_items
@@ -255,15 +279,17 @@ class _Scans:
 
     def __init__(self, source, engine, progress, cache, cache_dir):
         self.source, self.engine, self.progress = source, engine, progress
-        self.use_cache, self.cache_dir = cache and hasattr(source, "files") and bool(source.files), cache_dir
+        self.use_cache = cache and engine.local_cache and bool(getattr(source, "files", None))
+        self.cache_dir = cache_dir
         self.cache = None
         self.count = 0
 
-    def run(self, label, fn, *, last=False, on_result=None):
-        """One scan of ``fn(batch)`` (statistics merged); ``last``: no scan follows."""
+    def run(self, label, fn, *, last=False, sink=None):
+        """One scan of ``fn(batch)`` (statistics merged); ``last``: no scan follows, and ``fn``
+        returns ``(stats, rows)``, the rows going to ``sink``."""
         self.count += 1
         first = self.count == 1
-        batches = self.source.batches() if first or self.cache is None else self.cache.batches()
+        source = self.source if first or self.cache is None else self.cache
         on_batch = None
         if first and self.use_cache and not last and self._cache_fits():
             self.cache = ViewCache(self.cache_dir)
@@ -271,16 +297,11 @@ class _Scans:
 
         def work(batch):
             out = fn(batch)
-            stats, output = out if on_result is not None else (out, None)
+            stats, output = out if last else (out, None)
             return (stats, _Hashes((_hash_ids(batch.ids),)) if first else None), output
 
-        def result(batch, output):
-            self.progress.advance(batch.n)
-            if on_result is not None:
-                on_result(batch, output)
-
         self.progress.start(f"scan {self.count}: {label}", self.source.n_rows)
-        stats, hashes = self.engine.scan(batches, work, on_batch=on_batch, on_result=result)
+        stats, hashes = self.engine.scan(source, work, sink=sink, progress=self.progress, on_batch=on_batch)
         self.progress.finish()
         if first:
             if hashes is None:
@@ -321,37 +342,39 @@ def _final_scan(scans, stages, source, views, names, sink, n_examples):
     shown = _example_column(stages, views)
     final_stage = next(s for s in stages if shown in (s.name, f"{views[0]}__{s.name}"))
     dictionary = pa.array(names, pa.string())
-    labelled = source.label_col is not None
+    id_col, label_col = source.id_col, source.label_col
     joint = {s.name: s.request.joint for s in stages}
+    # What the map function needs of each stage (not its plan), so engines may ship it.
+    final = [(s.name, s.request.map, s.space, s is final_stage) for s in stages]
 
     def predict(batch):
-        columns = {source.id_col: batch.ids}
+        columns = {id_col: batch.ids}
         codes = None
         stats = {}
-        if labelled:
-            columns[source.label_col] = batch.labels
+        if label_col is not None:
+            columns[label_col] = batch.labels
             codes, unknown = _label_codes(batch.labels, dictionary)
             stats["labels"] = (int((codes >= 0).sum()), int((codes < 0).sum()), unknown)
         columns.update(batch.extra)
-        for stage in stages:
-            out = stage.request.map(stage.space.batch(batch))
+        for stage_name, stage_map, space, is_final in final:
+            out = stage_map(space.batch(batch))
             preds = {}
             for name, fields in out.items():
-                prefix = stage.name if joint[stage.name] else f"{name}__{stage.name}"
+                prefix = stage_name if joint[stage_name] else f"{name}__{stage_name}"
                 for field_name, values in fields.items():
                     if field_name == "pred":
                         values = pa.DictionaryArray.from_arrays(pa.array(values, pa.int32()), dictionary)
                     columns[f"{prefix}__{field_name}"] = values
                 preds[name] = fields["pred"]
-            per_view = {v: preds["joint"] if joint[stage.name] else preds[v] for v in views}
+            per_view = {v: preds["joint"] if joint[stage_name] else preds[v] for v in views}
             entry = {"counts": {v: np.bincount(p, minlength=C) for v, p in per_view.items()}}
             if codes is not None:
                 entry["labels"] = {v: Confusion.of(codes, p, C + 1, C) for v, p in per_view.items()}
-            if len(views) == 2 and not joint[stage.name]:
+            if len(views) == 2 and not joint[stage_name]:
                 entry["agreement"] = Confusion.of(per_view[views[1]], per_view[views[0]], C, C)
-            stats[stage.name] = entry
-            if stage is final_stage:
-                columns.update(_final_label(out, views, joint[stage.name], dictionary))
+            stats[stage_name] = entry
+            if is_final:
+                columns.update(_final_label(out, views, joint[stage_name], dictionary))
         table = pa.table(columns)
         if n_examples:
             pred, confidence = (np.asarray(table.column(f"{shown}__{f}").combine_chunks().indices if f == "pred"
@@ -359,12 +382,8 @@ def _final_scan(scans, stages, source, views, names, sink, n_examples):
             stats["examples"] = _Examples.of(table, pred, np.asarray(confidence), batch.start, n_examples)
         return stats, table
 
-    def write(batch, table):
-        if sink is not None:
-            sink.write(table, batch.part)
-
     label = " · ".join(f"{s.name}: predictions" for s in stages)
-    stats = scans.run(label, predict, last=True, on_result=write)
+    stats = scans.run(label, predict, last=True, sink=sink)
     outcome = _outcome(stats, stages, source, views, names, joint)
     outcome.examples = stats["examples"].table if n_examples else None
     outcome.classifiers = {(s.name, v): c for s in stages for v, c in s.request.classifiers.items()}

@@ -8,7 +8,7 @@ settings.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -20,51 +20,24 @@ from .io import (
     remove_leftovers,
 )
 from .methods import DEFAULT_METHOD
-from .pipeline import LogProgress, classify
+from .pipeline import LogProgress, Outcome, classify
 from .report.data import EXAMPLES_PER_SIDE
 
 __all__ = ["ClassifyResult", "run_classify"]
 
 
 @dataclass
-class ClassifyResult:
-    """What ``run_classify`` measured.
+class ClassifyResult(Outcome):
+    """What ``run_classify`` measured: the run's :class:`~pairclass.pipeline.Outcome`, and the
+    predictions when they are kept in memory.
 
     Attributes
     ----------
-    n_items : int
-    views : list of str
-    classes : list of str
-    methods : dict
-        ``{method: {"agreement_f1": float or None, "accuracy": {view: x}, "f1": {view: x}}}``;
-        ``accuracy`` and ``f1`` only with labels.
-    per_class : list of dict
-        With labels: one row per class with its support and the F1 per method and view.
     predictions : pyarrow.Table or None
         One row per item, when kept in memory (no ``out``).
-    diagnostics : dict
-        ``n_pairs`` (class pairs), ``fallback_pairs`` (per method and view, the pairs that had too
-        few confident items and used the full-embedding cosine), label counts, ``n_scans``.
-    warnings : list of str
-    outcome : pairclass.pipeline.Outcome
-        Everything the run measured (confusion matrices included).
     """
 
-    n_items: int
-    views: list
-    classes: list
-    methods: dict
-    per_class: list = field(default_factory=list)
     predictions: pa.Table | None = None
-    diagnostics: dict = field(default_factory=dict)
-    warnings: list = field(default_factory=list)
-    outcome: object = None
-
-    def to_json(self):
-        """The summary as a JSON-ready dict."""
-        return {"n_items": self.n_items, "views": list(self.views), "classes": list(self.classes),
-                "methods": self.methods, "per_class": self.per_class, "diagnostics": self.diagnostics,
-                "warnings": list(self.warnings)}
 
 
 def run_classify(
@@ -183,8 +156,4 @@ def run_classify(
                                text_cols=[c for c in keep_cols if c != image_col], image_col=image_col,
                                image_root=image_root or source.files[0].parent)
         write_classify_report(page, report)
-    return ClassifyResult(
-        n_items=outcome.n_items, views=outcome.views, classes=outcome.classes, methods=outcome.methods,
-        per_class=outcome.per_class, predictions=sink.table if isinstance(sink, MemorySink) else None,
-        diagnostics=outcome.diagnostics, warnings=outcome.warnings, outcome=outcome,
-    )
+    return ClassifyResult(**vars(outcome), predictions=sink.table if isinstance(sink, MemorySink) else None)

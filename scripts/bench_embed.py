@@ -6,6 +6,10 @@ open_clip's torchvision preprocess in the workers, then the model). Ratios are t
 
     python scripts/bench_embed.py --limit 512                       # CPU
     python scripts/bench_embed.py --device cuda --precision fp16 --batch-size 512 --workers 16 --limit 10000
+    python scripts/bench_embed.py --device cuda --precision fp16 --batch-size 512 --limit 10000 --engine ray
+
+``--engine ray`` adds `run_embed(engine="ray")` end to end: decoding on Ray Data CPU tasks (``--workers``
+at once), the model in one actor per GPU of a local Ray cluster (started first, not timed).
 """
 
 from __future__ import annotations
@@ -86,11 +90,16 @@ def textbook(paths, enc, batch_size, workers):
             enc.model.encode_image(x.to(enc.device, non_blocking=True), normalize=True).cpu()
 
 
-def end_to_end(paths, enc, batch_size, workers):
+def end_to_end(paths, enc, batch_size, workers, **ray_options):
+    """run_embed on the images: with the loaded encoder, or with ``engine="ray"`` and the model
+    reloaded (random weights) in the actors."""
     with tempfile.TemporaryDirectory() as tmp:
         manifest = Path(tmp) / "m.parquet"
         write_table(pa.table({"product_id": [p.stem for p in paths], "image": [str(p) for p in paths]}), manifest)
-        result = run_embed(manifest, Path(tmp) / "e.parquet", encoder=enc, batch_size=batch_size, workers=workers,
+        model = {"encoder": enc} if not ray_options else dict(model=ray_options["model"], random_weights=True,
+                                                                 device=str(enc.device), precision=enc.precision,
+                                                                 engine="ray")
+        result = run_embed(manifest, Path(tmp) / "e.parquet", **model, batch_size=batch_size, workers=workers,
                            text_cols=None)
     assert result.n_written == len(paths), result
 
@@ -105,6 +114,8 @@ def main():
     ap.add_argument("--limit", type=int, default=512, help="images to use (of 10,000)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--skip-textbook", action="store_true", help="skip the slow textbook baseline")
+    ap.add_argument("--engine", choices=["local", "ray"], default="local",
+                    help="ray: also time run_embed on a local Ray cluster")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -129,6 +140,12 @@ def main():
     groups = timed("decode only (workers, uint8)", decode_only, paths, enc, args.batch_size, args.workers)
     timed("model only (tensor preprocess + encode_image)", model_only, groups, enc)
     timed("pairclass run_embed (end to end)", end_to_end, paths, enc, args.batch_size, args.workers)
+    if args.engine == "ray":
+        from pairclass.engines.raydata import connect
+
+        connect()  # the cluster's start is not the engine's throughput
+        timed("pairclass run_embed --engine ray (end to end)", end_to_end, paths, enc, args.batch_size, args.workers,
+              model=args.model)
     if not args.skip_textbook:
         timed("textbook: PIL + torchvision preprocess + model", textbook, paths, enc, args.batch_size, args.workers)
     base = rows[-1][2] if not args.skip_textbook else None

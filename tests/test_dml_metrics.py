@@ -7,7 +7,6 @@ from pytorch_metric_learning.distances import CosineSimilarity
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from pytorch_metric_learning.utils.inference import CustomKNN
 
-import pairclass.metrics as metrics
 from pairclass.metrics import map_at_r, opis, opis_thresholds, recall_at_k
 
 
@@ -56,7 +55,7 @@ def test_recall_and_map_match_pml_accuracy_calculator():
 def test_chunked_pass_gives_the_same_numbers(monkeypatch):
     X, labels = _normalised(n=50, seed=2)
     whole = recall_at_k(X, labels), map_at_r(X, labels), opis(X, labels)
-    monkeypatch.setattr(metrics, "_RETRIEVAL_CHUNK", 7 * 50)
+    monkeypatch.setattr("pairclass.classify._CHUNK_ELEMENTS", 7 * 50)  # 7 queries per chunk
     assert recall_at_k(X, labels) == pytest.approx(whole[0])
     assert map_at_r(X, labels) == pytest.approx(whole[1])
     assert opis(X, labels) == pytest.approx(whole[2])

@@ -15,13 +15,14 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import input_error
 from ..io import atomic_path
-from .model import ProjectionHead
+from .model import ProjectionHead, check_head_shape
 
 __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "Encoder", "load_encoder", "save_encoder"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-FORMAT = "pairclass-encoder/1"
+FORMAT = "pairclass-encoder/2"
+SHAPE_KEYS = ("in_dim", "dim", "hidden")
 
 
 class Encoder:
@@ -31,7 +32,8 @@ class Encoder:
     ----------
     model : ProjectionHead
     config : dict
-        ``config.json``: the head's shape (``in_dim``, ``dim``, ``hidden``) and how it was trained.
+        ``config.json``: the head's shape (``in_dim``, ``dim``, ``hidden``) and how it was trained
+        (``validation``: the held-out classes, the curve per epoch and the chosen ``best_epoch``).
     path : Path or None
     """
 
@@ -116,13 +118,25 @@ def load_encoder(path):
             raise input_error("missing; not an encoder directory (see pairclass train)", path=needed)
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
+        if not isinstance(config, dict):
+            raise ValueError("not a JSON object")
         if config.get("format") != FORMAT:
-            raise ValueError(f"format is {config.get('format')!r}, expected {FORMAT!r}")
-        model = ProjectionHead(int(config["in_dim"]), dim=int(config["dim"]), hidden=int(config["hidden"]))
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"format is {config.get('format')!r}, expected {FORMAT!r} (retrain with pairclass train)")
+        missing = [k for k in SHAPE_KEYS if k not in config]
+        if missing:
+            raise ValueError(f"missing {missing[0]!r}")
+        shape = [config[k] for k in SHAPE_KEYS]
+        check_head_shape(*shape)
+    except ValueError as e:
         raise input_error(f"not a valid encoder config: {e}", path=config_path) from e
+    # Sizes are checked; the head is built on the meta device (no memory) and takes the file's
+    # tensors as they are, so nothing is allocated beyond what the weights file holds.
+    with torch.device("meta"):
+        model = ProjectionHead(*shape)
     try:
-        model.load_state_dict(load_file(str(weights_path)), strict=True)
+        tensors = {k: v.to(torch.float32) for k, v in load_file(str(weights_path)).items()}
+        model.load_state_dict(tensors, strict=True, assign=True)
     except (SafetensorError, RuntimeError, OSError) as e:
         raise input_error(f"weights do not match the config: {str(e).splitlines()[0]}", path=weights_path) from e
     return Encoder(model, config, path)
+

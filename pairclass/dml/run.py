@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..classify import PairwiseClassifier
 from ..errors import InputError, input_error
@@ -14,9 +13,8 @@ from ..io import DEFAULT_ID_COL, DEFAULT_VIEWS, read_embeddings, read_lines
 from ..classes import load_class_embeddings
 from .evaluate import evaluate_encoder
 from .io import load_encoder, save_encoder
-from .losses import LOSSES, build_loss
-from .model import ProjectionHead
-from .train import resolve_device, train_encoder
+from .fit import check_options, fit_head
+from .train import resolve_device
 
 __all__ = ["TrainResult", "EvaluateResult", "pseudo_labels", "run_train", "run_evaluate_encoder"]
 
@@ -30,14 +28,18 @@ class TrainResult:
     out : Path
         The encoder directory.
     n_items : int
-        Items trained on.
+        Items trained on (validation items excluded).
     classes : list of str
+        Classes trained on.
     label_source : {"labels", "pseudo"}
         Catalogue labels, or the pairwise classifier's confident predictions.
     loss : str
     train_seconds : float
     epoch_loss : list of float
     device : str
+    validation : dict or None
+        See :meth:`FittedHead.validation`: the held-out classes, the raw embeddings' scores on them,
+        the curve per epoch, the chosen epoch and whether it beat the raw embeddings.
     """
 
     out: Path
@@ -48,13 +50,14 @@ class TrainResult:
     train_seconds: float
     epoch_loss: list = field(default_factory=list)
     device: str = "cpu"
+    validation: dict | None = None
 
     def to_json(self):
         """A JSON-ready summary."""
         return {
             "out": str(self.out), "n_items": self.n_items, "n_classes": len(self.classes),
             "label_source": self.label_source, "loss": self.loss, "train_seconds": self.train_seconds,
-            "epoch_loss": list(self.epoch_loss), "device": self.device,
+            "epoch_loss": list(self.epoch_loss), "device": self.device, "validation": self.validation,
         }
 
 
@@ -80,12 +83,6 @@ class EvaluateResult:
     def to_json(self):
         """``{"raw": {...}, "encoder": {...}}``."""
         return {"raw": dict(self.raw), "encoder": dict(self.encoder)}
-
-
-def _check_positive(**values):
-    for name, value in values.items():
-        if value < 1:
-            raise InputError(f"{name} must be at least 1, got {value}")
 
 
 def pseudo_labels(X, classes_path, *, seed=0, metadata=None):
@@ -136,18 +133,11 @@ def run_train(
     classes=None,
     view=DEFAULT_VIEWS[0],
     id_col=DEFAULT_ID_COL,
-    loss="proxy_anchor",
-    so_weight=0.0,
-    tcm_weight=0.0,
-    dim=256,
-    hidden=512,
-    epochs=10,
-    batch_size=256,
-    lr=1e-4,
+    train_classes=None,
     device="auto",
     seed=0,
-    train_classes=None,
     progress=None,
+    **options,
 ):
     """Train a projection head on one view of an embedding file and save it to ``out``.
 
@@ -164,32 +154,23 @@ def run_train(
         Class embeddings (parquet with ``name`` and ``embedding``), for pseudo-labels.
     view : str
         Embedding column.
-    loss : {"proxy_anchor", "proxy_nca", "soft_triple", "contrastive"}
-    so_weight, tcm_weight : float
-        Soft Orthogonality and Threshold-Consistent Margin weights (0 leaves them out).
-    dim, hidden : int
-        Output width and hidden width of the head (``hidden=0``: linear).
-    epochs, batch_size, lr : training settings (see :func:`train_encoder`).
+    train_classes : path-like, optional
+        Text file, one class per line: train on those classes only.
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"``...
     seed : int
-        Seeds the initial weights, proxies and batches.
-    train_classes : path-like, optional
-        Text file, one class per line: train on those classes only.
+        Seeds the pseudo-labels, validation classes, initial weights, proxies and batches.
     progress : callable, optional
         ``progress(step, n_steps, loss)`` after every training step.
+    **options
+        :func:`fit_head`'s: ``loss``, ``so_weight``, ``tcm_weight``, ``dim``, ``hidden``, ``epochs``,
+        ``batch_size``, ``lr``, ``patience``, ``val_classes_frac``; the config records them all.
 
     Returns
     -------
     TrainResult
     """
-    if loss not in LOSSES:
-        raise InputError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
-    _check_positive(dim=dim, epochs=epochs, batch_size=batch_size)
-    if hidden < 0:
-        raise InputError(f"hidden must be 0 or more, got {hidden}")
-    if lr <= 0:
-        raise InputError(f"lr must be positive, got {lr}")
+    check_options(seed=seed, **options)
     if label_col is None and classes is None:
         raise InputError("give a label column, or class embeddings to train on pseudo-labels")
     torch_device = resolve_device(device)
@@ -202,27 +183,19 @@ def run_train(
     keep &= _select_classes(labels, train_classes, data_path=data.path, label_col=label_col or "pseudo-labels")
     X, labels = X[keep], labels[keep]
     _need_classes(labels, path=data.path, column=label_col, what="train")
-    names, codes = np.unique(labels, return_inverse=True)
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = ProjectionHead(X.shape[1], dim=dim, hidden=hidden)
-        criterion = build_loss(loss, names.size, dim, so_weight=so_weight, tcm_weight=tcm_weight)
-    history = train_encoder(
-        model, criterion, X, codes, epochs=epochs, batch_size=batch_size, lr=lr,
-        device=torch_device, seed=seed, callback=progress,
-    )
+    fit = fit_head(X, labels, device=torch_device, seed=seed, callback=progress, **options)
+    history = fit.history
     label_source = "labels" if label_col is not None else "pseudo"
     info = {
-        "view": view, "label_col": label_col, "label_source": label_source, "loss": loss,
-        "so_weight": so_weight, "tcm_weight": tcm_weight, "epochs": epochs, "batch_size": batch_size,
-        "lr": lr, "seed": seed, "n_items": int(labels.size), "classes": [str(n) for n in names],
-        "train_seconds": history.seconds, "epoch_loss": history.epoch_loss,
+        "view": view, "label_col": label_col, "label_source": label_source, **fit.settings,
+        "n_items": fit.n_items, "classes": fit.classes, "best_epoch": history.best_epoch,
+        "train_seconds": history.seconds, "epoch_loss": history.epoch_loss, "validation": fit.validation(),
     }
-    save_encoder(model, out, info)
+    save_encoder(fit.model, out, info)
     return TrainResult(
-        out=Path(out), n_items=int(labels.size), classes=[str(n) for n in names], label_source=label_source,
-        loss=loss, train_seconds=history.seconds, epoch_loss=history.epoch_loss, device=history.device,
+        out=Path(out), n_items=fit.n_items, classes=fit.classes, label_source=label_source,
+        loss=fit.settings["loss"], train_seconds=history.seconds, epoch_loss=history.epoch_loss,
+        device=history.device, validation=fit.validation(),
     )
 
 
@@ -252,13 +225,16 @@ def run_evaluate_encoder(embeddings, *, encoder, label_col, view=None, id_col=DE
     X, labels = data.views[view][keep], data.labels[keep]
     _need_classes(labels, path=data.path, column=label_col, what="evaluate")
     evaluated = set(labels)
-    seen = evaluated & set(enc.config.get("classes", []))
+    validation = enc.config.get("validation") or {}
+    seen = evaluated & set(enc.config.get("classes", []) + validation.get("classes", []))
     notes = []
     if seen:
         notes.append(
-            f"{len(seen)} of the {len(evaluated)} evaluated classes were seen in training, "
+            f"{len(seen)} of the {len(evaluated)} evaluated classes were seen in training or validation, "
             "so these are not unseen-class scores (pass --test-classes)"
         )
+    if validation and not validation.get("improved", True):
+        notes.append("this encoder is the identity: no training epoch beat the raw embeddings on its validation classes")
     scores = evaluate_encoder(enc, X, labels)
     raw = {**scores["raw"], "train_seconds": 0.0}
     trained = {**scores["encoder"], "train_seconds": float(enc.config.get("train_seconds", 0.0))}

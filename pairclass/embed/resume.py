@@ -30,11 +30,13 @@ import pyarrow.parquet as pq
 from ..errors import input_error
 from ..io import atomic_path, write_error, write_table
 
-__all__ = ["SETTINGS_KEY", "ChunkStore", "differences", "embedding_column", "errors_path", "parts_dir"]
+__all__ = ["SETTINGS_KEY", "ChunkStore", "chunk_table", "differences", "embedding_column", "errors_path",
+           "parts_dir"]
 
 ID = "_id"
 ERROR = "_error:"  # prefix of a view's reason column in a chunk
-CHUNK = re.compile(r"^chunk-(\d{6,})\.parquet$")
+# chunk-NUMBER.parquet; Ray's writes add their write's id and a block number (chunk-NUMBER-UUID-0.parquet)
+CHUNK = re.compile(r"^chunk-(\d{6,})(?:-[0-9a-f]{32}(?:-\d+)?)?\.parquet$")
 SETTINGS_KEY = "pairclass.settings"
 EARLIER = "failed in an earlier run"
 
@@ -82,6 +84,22 @@ def differences(previous, current):
     keys = sorted(set(previous) | set(current))
     return "; ".join(f"{k} {shown(previous, k)}, now {shown(current, k)}" for k in keys
                      if previous.get(k) != current.get(k))
+
+
+def chunk_table(ids, embeddings, errors, views):
+    """One chunk's rows: the ids, per view the vectors (null where it failed) and the reasons.
+
+    Parameters are those of :meth:`ChunkStore.write`, with ``views`` the store's views.
+    """
+    n = len(ids)
+    vectors, reasons = {}, {}
+    for view in views:
+        failed = errors.get(view, {})
+        valid = np.ones(n, bool)
+        valid[list(failed)] = False
+        vectors[view] = embedding_column(embeddings[view], valid)
+        reasons[ERROR + view] = pa.array([failed.get(i) for i in range(n)], pa.string())
+    return pa.table({ID: pa.array(ids, pa.string()), **vectors, **reasons})
 
 
 class ChunkStore:
@@ -243,15 +261,12 @@ class ChunkStore:
         errors : dict of str to dict of int to str
             Per view, row position -> reason.
         """
-        n = len(ids)
-        vectors, reasons = {}, {}
-        for view in self.views:
-            failed = errors.get(view, {})
-            valid = np.ones(n, bool)
-            valid[list(failed)] = False
-            vectors[view] = embedding_column(embeddings[view], valid)
-            reasons[ERROR + view] = pa.array([failed.get(i) for i in range(n)], pa.string())
-        self._write(pa.table({ID: pa.array(ids, pa.string()), **vectors, **reasons}))
+        self._write(chunk_table(ids, embeddings, errors, self.views))
+
+    @property
+    def next_chunk(self):
+        """The number the next chunk file gets (chunks are read in number order)."""
+        return self._next
 
     def assemble(self, manifest, *, id_col, keep_cols=(), metadata=None):
         """Write the final parquet and the errors file from all chunks, then remove the folder.

@@ -247,6 +247,40 @@ class _Batch:
         return out
 
 
+def encode_batch(encoder, positions, views, *, image=None, loaded=None, texts=None):
+    """One batch through the encoder (the device may still be computing when this returns).
+
+    Parameters
+    ----------
+    positions : list of int
+        The batch's manifest positions.
+    views : list of str
+        Every output view.
+    image : str, optional
+        The image view, with ``loaded = (row groups, uint8 image groups, failures)`` as
+        :func:`~pairclass.embed.images.collate_images` gives them, rows local to the batch.
+    texts : dict of str to list, optional
+        Text view -> the batch's strings (None: missing).
+
+    Returns
+    -------
+    _Batch
+    """
+    batch = _Batch(positions, encoder.dim, views)
+    if image:
+        groups_pos, groups, failures = loaded
+        batch.errors[image].update(failures)
+        if groups:
+            rows = [r for g in groups_pos for r in g]
+            batch.parts[image].append((rows, encoder.encode_images(groups)))
+    for out_col, values in (texts or {}).items():
+        batch.errors[out_col].update({r: "missing text" for r, v in enumerate(values) if v is None})
+        rows = [r for r, v in enumerate(values) if v is not None]
+        if rows:
+            batch.parts[out_col].append((rows, encoder.encode_texts([values[r] for r in rows])))
+    return batch
+
+
 class _Chunker:
     """Collects resolved batches and writes a chunk every ``chunk_rows`` items."""
 
@@ -325,6 +359,8 @@ def run_embed(
     retry_errors=False,
     encoder=None,
     progress=None,
+    engine="local",
+    ray_address=None,
 ):
     """Embed a catalogue's images and texts into an embedding parquet (SQID layout), resumably.
 
@@ -371,7 +407,14 @@ def run_embed(
         An already loaded encoder; then ``backend``, ``model``, ``pretrained``, ``random_weights``,
         ``device`` and ``precision`` are ignored.
     progress : callable, optional
-        Called as ``progress(done, total)`` after each batch (``done`` counts earlier runs' items).
+        Called as ``progress(done, total)`` after each batch (``done`` counts earlier runs' items);
+        with ``engine="ray"``, before and after the job.
+    engine : {"local", "ray"}, default="local"
+        ``"ray"``: decode on Ray Data CPU tasks, embed in an actor pool (one actor per GPU of the
+        cluster, else one on CPU), chunks by ``write_parquet`` (see :mod:`pairclass.embed.raydata`).
+        Each actor loads the model itself, so ``encoder`` must be None.
+    ray_address : str, optional
+        With ``engine="ray"``: the cluster to join; default: a local one.
 
     Returns
     -------
@@ -402,6 +445,8 @@ def run_embed(
                                 ("workers", workers, 0)):
         if value is not None and value < lowest:
             raise input_error(f"{name} must be at least {lowest}, got {value}")
+    _check_engine(engine, ray_address, encoder)
+    ray_workers = workers
     workers = min(16, os.cpu_count() or 1) if workers is None else workers
     limits = limits or FetchLimits()
     columns = {**image, **texts}
@@ -418,10 +463,26 @@ def run_embed(
         pending = [p for p, i in enumerate(ids) if i not in skip]
         sources = _strings(table, next(iter(image))) if image else None
         root = Path(image_root) if image_root is not None else manifest.parent
-        seconds = _embed_pending(
-            pending, ids, table, encoder, store, image=image, texts=texts, sources=sources, root=root,
-            batch_size=batch_size, workers=workers, chunk_rows=chunk_rows, limits=limits, progress=progress,
-        )
+        if engine == "ray":
+            from .raydata import embed_on_ray
+
+            weights = str(Path(pretrained).resolve()) if pretrained and Path(pretrained).is_file() else pretrained
+            load = dict(backend=backend, model=model_arg or None, pretrained=weights, random_weights=random_weights,
+                        device=device, precision=encoder.precision)
+            if progress is not None:
+                progress(len(ids) - len(pending), len(ids))
+            seconds = embed_on_ray(_pending_rows(table, ids, pending, image, texts, sources), store,
+                                   image=next(iter(image.values()), None), texts=list(texts.values()),
+                                   root=root.resolve(),
+                                   load=load, target_size=encoder.image_size, batch_size=batch_size,
+                                   workers=ray_workers, limits=limits, address=ray_address) if pending else 0.0
+            if progress is not None:
+                progress(len(ids), len(ids))
+        else:
+            seconds = _embed_pending(
+                pending, ids, table, encoder, store, image=image, texts=texts, sources=sources, root=root,
+                batch_size=batch_size, workers=workers, chunk_rows=chunk_rows, limits=limits, progress=progress,
+            )
         metadata = _metadata(encoder, backend, model_arg, {
             "pairclass.columns": json.dumps(columns), "pairclass.views": json.dumps(list(columns.values())),
             SETTINGS_KEY: json.dumps(settings),
@@ -440,6 +501,27 @@ def run_embed(
     )
 
 
+def _check_engine(engine, ray_address, encoder):
+    from ..engines import check_engine
+
+    check_engine(engine, ray_address)
+    if engine == "ray" and encoder is not None:
+        raise input_error("engine='ray' loads the model on every actor: pass model and pretrained, not an encoder")
+
+
+def _pending_rows(table, ids, pending, image, texts, sources):
+    """The rows a Ray job embeds: ids, image sources, texts by view (see :mod:`.raydata`)."""
+    from .raydata import ID, SOURCE, TEXT
+
+    rows = {ID: pa.array([ids[p] for p in pending], pa.string())}
+    if image:
+        rows[SOURCE] = pa.array([sources[p] or "" for p in pending], pa.string())
+    for src, out in texts.items():
+        values = _strings(table, src)
+        rows[TEXT + out] = pa.array([values[p] for p in pending], pa.string())
+    return pa.table(rows)
+
+
 def _embed_pending(pending, ids, table, encoder, store, *, image, texts, sources, root, batch_size, workers,
                    chunk_rows, limits, progress):
     """Embed the manifest rows at ``pending`` into chunks; returns the seconds the loop took."""
@@ -448,21 +530,8 @@ def _embed_pending(pending, ids, table, encoder, store, *, image, texts, sources
     total, finished = len(ids), len(ids) - len(pending)
 
     def submit(positions, loaded):
-        batch = _Batch(positions, encoder.dim, store.views)
-        if image:
-            out_col = next(iter(image.values()))
-            groups_pos, groups, failures = loaded
-            batch.errors[out_col].update(failures)
-            if groups:
-                rows = [r for g in groups_pos for r in g]
-                batch.parts[out_col].append((rows, encoder.encode_images(groups)))
-        for src_col, out_col in texts.items():
-            values = [text_values[src_col][p] for p in positions]
-            batch.errors[out_col].update({r: "missing text" for r, v in enumerate(values) if v is None})
-            rows = [r for r, v in enumerate(values) if v is not None]
-            if rows:
-                batch.parts[out_col].append((rows, encoder.encode_texts([values[r] for r in rows])))
-        return batch
+        return encode_batch(encoder, positions, store.views, image=next(iter(image.values()), None), loaded=loaded,
+                            texts={out: [text_values[src][p] for p in positions] for src, out in texts.items()})
 
     def finish(batch):
         nonlocal finished

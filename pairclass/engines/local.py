@@ -28,21 +28,36 @@ class LocalEngine:
     workers : int, optional
     window : int, optional
         Batches in flight at once (default ``2 * workers``): bounds the memory a scan holds.
+
+    Attributes
+    ----------
+    local_cache : bool
+        True: a local view cache can serve this engine's later scans.
+    row_positions : bool
+        True: each batch knows its rows' positions among all items (``Batch.start``), which the
+        in-memory methods and a report's examples need.
     """
+
+    name = "local"
+    local_cache = True
+    row_positions = True
 
     def __init__(self, workers=None, window=None):
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.window = window or 2 * self.workers
 
-    def scan(self, batches, fn, *, on_batch=None, on_result=None):
-        """``merge`` of ``fn(batch)`` over ``batches``.
+    def scan(self, source, fn, *, sink=None, progress=None, on_batch=None):
+        """``merge`` of the statistics of ``fn(batch)`` over ``source.batches()``.
 
         Parameters
         ----------
-        batches : iterable of Batch
+        source : ParquetSource, ArraySource or ViewCache
         fn : callable
-            ``fn(batch) -> (stats, output)``; ``stats`` are merged, ``output`` (may be None) goes to
-            ``on_result(batch, output)`` in batch order.
+            ``fn(batch) -> (stats, output)``; ``stats`` are merged, ``output`` (a table, or None)
+            goes to ``sink.write(output, batch.part)`` in batch order.
+        sink : FileSink, DatasetSink or MemorySink, optional
+        progress : LogProgress-like, optional
+            ``progress.advance(n)`` after each batch.
         on_batch : callable, optional
             ``on_batch(batch)``, in the reading thread before the batch is handed out (a cache writer).
         """
@@ -54,12 +69,14 @@ class LocalEngine:
             batch, future = future_batch
             stats, output = future.result()
             total = merge(total, stats)
-            if on_result is not None:
-                on_result(batch, output)
+            if progress is not None:
+                progress.advance(batch.n)
+            if sink is not None and output is not None:
+                sink.write(output, batch.part)
 
         with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(self.workers) as pool:
             try:
-                for batch in batches:
+                for batch in source.batches():
                     if on_batch is not None:
                         on_batch(batch)
                     pending.append((batch, pool.submit(fn, batch)))

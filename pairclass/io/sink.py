@@ -107,6 +107,12 @@ class DatasetSink:
         except OSError as e:
             raise write_error(self.path, e) from None
 
+    @property
+    def staging(self):
+        """The temporary folder that :meth:`commit` puts in place: an engine whose workers write the
+        part files themselves writes them here."""
+        return self._tmp
+
     def write(self, table, part=0):
         try:
             if self._schema is None:

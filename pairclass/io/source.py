@@ -177,14 +177,16 @@ class ParquetSource:
                 for record in scan:
                     if record.num_rows == 0:
                         continue
-                    yield self._batch(record, path, row, index, start, part)
+                    yield self.to_batch(record, path, row=row, index=index, start=start, part=part)
                     index += 1
                     start += record.num_rows
                     row += record.num_rows
             except (pa.ArrowInvalid, OSError) as e:
                 raise input_error(f"cannot read file: {str(e).splitlines()[0]}", path=path) from e
 
-    def _batch(self, record, path, row, index, start, part):
+    def to_batch(self, record, path, *, row=0, index=0, start=0, part=0):
+        """One record batch of ``path`` (its rows from ``row`` on) as a validated
+        :class:`~pairclass.batch.Batch`: every engine's batches come through here."""
         views = {v: embedding_matrix(record.column(v), path=path, name=v, dim=self.dim, first_row=row)
                  for v in self.views}
         ids = record.column(self.id_col)
