@@ -17,6 +17,7 @@ product display name).
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 from pathlib import Path
@@ -68,7 +69,7 @@ def accuracy_change(method, s, seed):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--methods", default=",".join(m for m in METHODS if m != "baseline"))
+    ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--draws", type=int, default=10, help="batches drawn per setting")
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
@@ -87,14 +88,17 @@ def main():
         for setting in SETTINGS:
             table.add_column(f"{name}\n{setting}", justify="right")
         table.add_column(f"{name}\nseconds", justify="right")
+        table.add_column(f"{name}\nitems/s", justify="right")
     for method in methods:
         cells = []
         for name in SETS:
             t = time.perf_counter()
+            n_items = sum(len(rows) for draws in batches[name].values() for rows in draws)
             for setting, draws in batches[name].items():
                 change = np.array([accuracy_change(method, subset(sets[name], rows), args.seed) for rows in draws])
                 cells.append(f"{change.mean():+.3f} ({change.min():+.3f})")
-            cells.append(f"{time.perf_counter() - t:.1f}")
+            seconds = time.perf_counter() - t
+            cells += [f"{seconds:.1f}", f"{n_items / seconds:,.0f}"]
         label = method + (" (default)" if method == DEFAULT_METHOD else "")
         table.add_row(label, *cells)
         console.print(f"done: {label}", style="dim")
@@ -102,6 +106,7 @@ def main():
     sizes = {name: {k: np.mean([len(r) for r in d]) for k, d in b.items()} for name, b in batches.items()}
     console.print("items per batch on average: " + "; ".join(
         f"{name} " + ", ".join(f"{k} {v:.0f}" for k, v in s.items()) for name, s in sizes.items()))
+    console.print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,14 @@ published. Everything is closed form; ``alpha = 1`` in all the paper's experimen
 
 Scans (all sums over the items): the zero-shot temperature; ``Sigma_0``; one per iteration for the
 assignment-weighted sums, sums of squares and argmax counts; the predictions (13 with 10
-iterations). Departure from the paper: no kNN Laplacian term in the assignments (it needs every
-item at once, O(N^2) distances); what remains costs O(N C D) per scan.
+iterations), each O(N C D). Departures from the published code:
+
+- no kNN Laplacian term in the assignments: it needs every item at once (O(N^2) distances), and a
+  streamed plan holds only class statistics between scans;
+- the zero-shot temperature is the one pairclass's TransCLIP uses (logits of unit spread across the
+  classes, :func:`~pairclass.transclip.auto_temperature`), not CLIP's fixed 0.01: MiniLM's cosines
+  spread ~0.11 across classes, so 0.01 makes the text prior nearly one-hot and StatA collapses onto
+  the zero-shot rule (measured in docs/methods.md, "Robust on partial batches").
 """
 
 from __future__ import annotations
