@@ -13,7 +13,7 @@ from pairclass import PairwiseClassifier, run_classify
 from pairclass.cli import app
 from pairclass.engines import get_engine
 from pairclass.errors import InputError
-from pairclass.io import MemorySink, ParquetSource
+from pairclass.io import MemorySink
 from pairclass.methods import METHODS
 from pairclass.pipeline import classify
 
