@@ -175,7 +175,7 @@ def test_an_in_memory_method_past_its_limit_refuses_in_one_line(monkeypatch):
     monkeypatch.setitem(METHODS, "transclip", Method(METHODS["transclip"].plan, "", 2, max_items=50, pairs=False))
     with pytest.raises(InputError, match=r"^transclip holds every item in memory and is limited to 50 items; this "
                        r"source has 120; use a streaming method \(baseline, pairwise, proto, cotrain, joint, "
-                       r"cotrain_gmm\)$"):
+                       r"cotrain_gmm, stata\)$"):
         run_methods(views, T, ["transclip"])
 
 
