@@ -11,7 +11,11 @@ Class embeddings are the class names ("{}"); "+ens" rows average the default pro
 "+midpoint" / "+fisher" / "+seed match" rows score matches that way instead of the method's own
 (classify --match: pairwise's own is the seed's cosine, the others' is fisher);
 "+class prior" rows weigh each class embedding as one average class of the batch in the prototype
-step instead of min_count items (classify --proto-prior class).
+step instead of min_count items (classify --proto-prior class);
+"+encoder" rows classify through a metric-learning head (classify --encoder) fitted as ``pairclass train``
+fits it (Proxy Anchor, the defaults) on other classes and other items than the set's: for fashion-13
+and flipkart, the 57 fashion articleTypes of 50+ items outside the 13; for fashion-sub (which holds
+nearly every fashion item), flipkart's second category level (classes of 5+ items).
 
 Robustness (fashion-13, accuracy): a batch where one class is 80% of the items, a batch holding only 3
 of the classes (scored against all 13), and a batch of 200 items. Each kind is drawn ``--draws`` times
@@ -19,6 +23,7 @@ of the classes (scored against all 13), and a batch of 200 items. Each kind is d
 change against the baseline on the same batches (with the same class embeddings), and the worst change.
 
     python scripts/bench_methods.py [--methods baseline,pairwise,...] [--seed 0] [--draws 5]
+    python scripts/bench_methods.py --rows baseline,pairwise,baseline+encoder,pairwise+encoder  # some rows only
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -36,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets  # noqa: E402
 
 from pairclass import PairwiseClassifier  # noqa: E402
+from pairclass.dml import Encoder  # noqa: E402
+from pairclass.dml.fit import fit_head  # noqa: E402
 from pairclass.embed.templates import DEFAULT_TEMPLATES  # noqa: E402
 from pairclass.io import ArraySource  # noqa: E402
 from pairclass.methods import DEFAULT_METHOD, METHODS  # noqa: E402
@@ -55,16 +63,20 @@ VARIANTS = {
     "+fisher": {"match": "fisher"},
     "+seed match": {"match": "cosine"},
     "+class prior": {"proto_prior": "class"},
+    "+encoder": {"encoder": True},
 }
+# Set -> the training set of its head (see heads()).
+HEAD_TRAINING = {"flipkart": "fashion-other", "fashion-13": "fashion-other", "fashion-sub": "flipkart-l2"}
 
 
-def evaluate(method, s, class_emb, seed, center="none", tournament="bracket", match=None, proto_prior="min-count"):
+def evaluate(method, s, class_emb, seed, center="none", tournament="bracket", match=None, proto_prior="min-count",
+             encoder=None):
     t = time.perf_counter()
     estimator = PairwiseClassifier(**PARAMS, seed=seed, tournament=tournament, match=match)
     source = ArraySource(s["views"], labels=s["labels"], batch_rows=len(s["labels"]))
     outcome = classify(source, estimator, class_emb, s["classes"], methods=[method], proto_prior=proto_prior,
-                       center=center)
-    summary = outcome.methods[method]
+                       center=center, encoder=encoder)
+    summary = outcome.methods[method + ("+encoder" if encoder is not None else "")]
     row = {"seconds": time.perf_counter() - t}
     for v in s["views"]:
         row.update({f"acc {v}": summary["accuracy"][v], f"f1 {v}": summary["f1"][v]})
@@ -79,6 +91,33 @@ def agreement_without_accuracy(row, base):
     if "agreement" not in row:
         return False
     return row["agreement"] > base["agreement"] and np.mean([row[k] for k in accs]) < np.mean([base[k] for k in accs])
+
+
+def heads(seed, console):
+    """Training set name -> :class:`Encoder` fitted on it, each on classes and items outside the sets
+    it serves (:data:`HEAD_TRAINING`)."""
+    styles = datasets.fashion_styles()
+    named = styles["productDisplayName"].str.strip() != ""
+    counts = styles["articleType"][named].value_counts()  # as datasets.fashion_top counts them
+    other = (named & styles["articleType"].isin(counts.index[13:][counts.iloc[13:] >= 50])).to_numpy()
+    fk = datasets.flipkart()
+    fk_counts = fk["category_l2"].value_counts()
+    fk_keep = fk["category_l2"].isin(fk_counts.index[fk_counts >= 5]).to_numpy()
+    training = {
+        "fashion-other": (datasets.fashion_name_embeddings()[other], styles["articleType"].to_numpy(object)[other]),
+        "flipkart-l2": (datasets.embed_texts(fk["product_name"])[fk_keep], fk["category_l2"].to_numpy(object)[fk_keep]),
+    }
+    fitted = {}
+    torch.set_num_threads(1)  # on a shared 2-core CPU, many times faster than 2
+    for name, (X, y) in training.items():
+        fit = fit_head(X, y, seed=seed)
+        v = fit.validation()
+        chosen = "trained" if fit.improved else "the identity"
+        console.print(f"head on {name}: {fit.n_items} items / {len(fit.classes)} classes, validation R@1 "
+                      f"{v['raw']['recall_at_1']:.4f} raw / {v['curve'][v['best_epoch']]['recall_at_1']:.4f} at epoch "
+                      f"{v['best_epoch']} ({chosen}), {fit.history.seconds:.0f} s")
+        fitted[name] = Encoder(fit.model.cpu(), fit.model.config())
+    return fitted
 
 
 def subset(s, rows):
@@ -105,7 +144,9 @@ def main():
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--draws", type=int, default=5, help="robustness batches drawn per kind")
+    ap.add_argument("--rows", help="only these rows (comma-separated labels, e.g. pairwise+encoder); default all")
     args = ap.parse_args()
+    wanted = None if args.rows is None else set(args.rows.split(","))
     methods = args.methods.split(",")
     sets = datasets.real_sets()
     console = Console(width=200)
@@ -124,14 +165,20 @@ def main():
     variants += [(m, "+copeland") for m in ("pairwise", DEFAULT_METHOD) if m in methods]
     variants += [("pairwise", "+midpoint"), ("pairwise", "+fisher"), (DEFAULT_METHOD, "+midpoint"),
                  (DEFAULT_METHOD, "+seed match"), (DEFAULT_METHOD, "+class prior")]
+    variants += [(m, "+encoder") for m in ("baseline", "pairwise") if m in methods]
+    # The baseline's plain row comes first: the (!) mark compares with it.
+    variants = [v for v in variants if wanted is None or "".join(v) in wanted or v == ("baseline", "")]
+    encoders = heads(args.seed, console) if any(suffix == "+encoder" for _, suffix in variants) else {}
     baseline_rows = {}
     for method, suffix in variants:
         results = {}
         opts = dict(VARIANTS[suffix])
         ens = opts.pop("ens", False)
+        use_encoder = opts.pop("encoder", False)
         for name, s in sets.items():
             emb = datasets.embed_classes(s["classes"], DEFAULT_TEMPLATES) if ens else s["class_emb"]
-            results[name] = evaluate(method, s, emb, args.seed, **opts)
+            encoder = encoders[HEAD_TRAINING[name]] if use_encoder else None
+            results[name] = evaluate(method, s, emb, args.seed, encoder=encoder, **opts)
         if method == "baseline" and not suffix:
             baseline_rows = results
         cells = []
@@ -157,6 +204,7 @@ def main():
     rows_to_run += [(DEFAULT_METHOD, "+copeland"), ("pairwise", "+fisher"), (DEFAULT_METHOD, "+midpoint"),
                     (DEFAULT_METHOD, "+seed match"), (DEFAULT_METHOD, "+class prior")]
     rows_to_run += [("baseline", "+ens"), (DEFAULT_METHOD, "+ens")]
+    rows_to_run = [r for r in rows_to_run if wanted is None or "".join(r) in wanted or r == ("baseline", "")]
     f13 = sets["fashion-13"]
     for method, suffix in rows_to_run:
         cells = []

@@ -32,12 +32,15 @@ def require(path):
 
 
 def flipkart():
-    """1,050 products: uniq_id, product_name, description and the top-level category."""
+    """1,050 products: uniq_id, product_name, description, the top-level category and the first two
+    levels (``category_l2``, 62 classes)."""
     df = pd.read_csv(require(FLIPKART_CSV))
     tree = df["product_category_tree"].map(lambda s: json.loads(s)[0])
-    df["category"] = tree.str.split(">>").str[0].str.strip()
+    levels = tree.str.split(">>").map(lambda parts: [p.strip() for p in parts])
+    df["category"] = levels.str[0]
+    df["category_l2"] = levels.map(lambda parts: " >> ".join(parts[:2]))
     df["description"] = df["description"].fillna(df["product_name"])
-    return df[["uniq_id", "product_name", "description", "category"]].reset_index(drop=True)
+    return df[["uniq_id", "product_name", "description", "category", "category_l2"]].reset_index(drop=True)
 
 
 def fashion_styles():

@@ -1,4 +1,4 @@
-"""Soft Orthogonality, the TCM combination and the loss factory."""
+"""Soft Orthogonality, TCM (against pml's) and its combination, and the loss factory."""
 
 import pytest
 import torch
@@ -7,6 +7,7 @@ from torch.nn import functional as F
 
 from pairclass.dml.losses import LOSSES, build_loss
 from pairclass.dml.soft_orthogonality import SoftOrthogonalityRegularizer
+from pairclass.dml.tcm import DenseTCMLoss
 from pairclass.errors import InputError
 
 
@@ -85,23 +86,28 @@ def test_tcm_weight_adds_the_weighted_tcm_term_when_pairs_are_hard():
     assert both == pytest.approx(base + 0.25 * tcm, rel=1e-5)
 
 
-def test_tcm_on_mined_hard_pairs_equals_tcm_on_all_pairs_with_the_same_gradient():
-    labels = torch.arange(64) % 5
-    raw = torch.randn(64, 6, generator=torch.Generator().manual_seed(6))
-    plain = losses.MultipleLosses(
-        {"base": losses.ContrastiveLoss(pos_margin=0.0, neg_margin=0.5), "tcm": losses.ThresholdConsistentMarginLoss()},
-        weights={"base": 1.0, "tcm": 0.5},
-    )
+@pytest.mark.parametrize("spread", [0.3, 1.0, 3.0])  # most pairs hard, some, few positives hard
+def test_dense_tcm_has_pml_tcm_value_and_gradient(spread):
+    g = torch.Generator().manual_seed(6)
+    labels = torch.randint(0, 7, (96,), generator=g)
+    raw = torch.randn(96, 10, generator=g) + spread * torch.randn(7, 10, generator=g)[labels]
     results = []
-    for loss in (plain, build_loss("contrastive", 5, 6, tcm_weight=0.5)):
+    for loss in (losses.ThresholdConsistentMarginLoss(), DenseTCMLoss()):
         emb = raw.clone().requires_grad_()
         value = loss(F.normalize(emb, dim=1), labels)
         value.backward()
         results.append((value.item(), emb.grad))
-    (v_all, g_all), (v_mined, g_mined) = results
-    assert v_all > 0
-    assert v_mined == pytest.approx(v_all, rel=1e-5)
-    torch.testing.assert_close(g_mined, g_all, rtol=1e-4, atol=1e-6)
+    (v_pml, g_pml), (v_dense, g_dense) = results
+    assert v_pml > 0
+    assert v_dense == pytest.approx(v_pml, rel=1e-5)
+    torch.testing.assert_close(g_dense, g_pml, rtol=1e-4, atol=1e-7)
+
+
+def test_dense_tcm_side_without_hard_pairs_adds_nothing():
+    # One positive pair at cos 0.8 (hard: 0.1 below m+), no negative pair above m- = 0.5.
+    emb = torch.tensor([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.0, 0.0, 1.0]])
+    assert float(DenseTCMLoss()(emb, torch.tensor([0, 0, 1]))) == pytest.approx(0.1)
+    assert float(losses.ThresholdConsistentMarginLoss()(emb, torch.tensor([0, 0, 1]))) == pytest.approx(0.1)
 
 
 def test_every_loss_has_gradients_for_the_embeddings():

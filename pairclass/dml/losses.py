@@ -3,10 +3,11 @@ proxies and the Threshold-Consistent Margin loss added."""
 
 from __future__ import annotations
 
-from pytorch_metric_learning import distances, losses, miners
+from pytorch_metric_learning import losses
 
 from ..errors import InputError
 from .soft_orthogonality import SoftOrthogonalityRegularizer
+from .tcm import DenseTCMLoss, WithTCM
 
 __all__ = ["LOSSES", "PROXY_LOSSES", "build_loss"]
 
@@ -29,7 +30,8 @@ def build_loss(name, num_classes, embedding_size, *, so_weight=0.0, tcm_weight=0
     so_weight : float, default=0
         Weight of :class:`SoftOrthogonalityRegularizer` on the proxies (proxy losses only).
     tcm_weight : float, default=0
-        Weight of pml's ``ThresholdConsistentMarginLoss`` (m+ = 0.9, m- = 0.5) added to the base loss.
+        Weight of the Threshold-Consistent Margin loss (m+ = 0.9, m- = 0.5; :class:`DenseTCMLoss`,
+        pml's ``ThresholdConsistentMarginLoss`` on one similarity matrix) added to the base loss.
 
     Returns
     -------
@@ -55,17 +57,4 @@ def build_loss(name, num_classes, embedding_size, *, so_weight=0.0, tcm_weight=0
         base = losses.ContrastiveLoss(pos_margin=0.0, neg_margin=0.5)
     if not tcm_weight:
         return base
-    tcm = losses.ThresholdConsistentMarginLoss()
-    # TCM averages over the hard pairs only (positives below m+, negatives above m-), so mining
-    # exactly those pairs first leaves its value unchanged, while pml's TCM would otherwise gather
-    # all B^2 pairs' embeddings (the slow part on a CPU). MultipleLosses passes no ref_emb, which
-    # TCM ignores anyway.
-    hard_pairs = miners.PairMarginMiner(
-        pos_margin=tcm.margin_plus, neg_margin=tcm.margin_minus, distance=distances.CosineSimilarity()
-    )
-    return losses.MultipleLosses(
-        {"base": base, "tcm": tcm},
-        miners={"tcm": hard_pairs},
-        weights={"base": 1.0, "tcm": tcm_weight},
-    )
-
+    return WithTCM(base, DenseTCMLoss(), tcm_weight)
