@@ -517,8 +517,9 @@ def embed(
         Optional[str],
         typer.Option(help="Text column(s), comma-separated, each SRC or SRC=OUT. Default: 'title' if present."),
     ] = None,
-    keep_col: Annotated[
-        Optional[str], typer.Option(help="Manifest columns to copy to the output (e.g. labels), comma-separated.")
+    keep_cols: Annotated[
+        Optional[str], typer.Option("--keep-cols", "--keep-col",
+                                    help="Manifest columns to copy to the output (e.g. labels), comma-separated.")
     ] = None,
     model_args: dict = None,
     workers: Annotated[Optional[int], typer.Option(help="Image decoding workers. Default: CPU count, max 16.")] = None,
@@ -551,7 +552,7 @@ def embed(
     with embed_progress(not json_out) as progress:
         result = lib.run_embed(
             manifest, out, id_col=id_col, image_col="auto" if image_col is None else image_col or None,
-            text_cols=_text_cols(text_col), keep_cols=split_list(keep_col, "column") if keep_col else (),
+            text_cols=_text_cols(text_col), keep_cols=split_list(keep_cols, "column") if keep_cols else (),
             **model_args, workers=workers, chunk_rows=chunk_rows, image_root=image_root,
             limits=limits, retry_errors=retry_errors, progress=progress, engine=engine.value, ray_address=ray_address,
         )

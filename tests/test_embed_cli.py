@@ -35,7 +35,7 @@ def test_embed_then_classes_then_classify(tmp_path):
     manifest = write_catalogue(tmp_path, 12)
     emb, classes = tmp_path / "emb.parquet", tmp_path / "classes.parquet"
     result = invoke("embed", manifest, "--out", emb, "--model", TINY_CONFIG, "--random-weights", "--device", "cpu",
-                    "--workers", 0, "--batch-size", 5, "--keep-col", "label", "--json")
+                    "--workers", 0, "--batch-size", 5, "--keep-cols", "label", "--json")
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["n_written"] == summary["n_items"] == 12 and summary["n_failed"] == 0
