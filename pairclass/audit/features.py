@@ -55,7 +55,12 @@ class Projection:
     def transform(self, X):
         """``(n, D)`` rows to float32 ``(n, dims)`` (or normalised ``(n, D)``)."""
         X = _normalised(np.asarray(X, dtype=np.float32))
-        return X if self.pca is None else self.pca.transform(X).astype(np.float32)
+        if self.pca is None:
+            return X
+        # In float64, rounded to float32: a matrix product's last bits follow the number of rows, and
+        # the rounding hides them, so a row projects the same whatever its batch (and engine).
+        W = self.pca.components_.astype(np.float64)
+        return ((X.astype(np.float64) - self.pca.mean_) @ W.T).astype(np.float32)
 
 
 @dataclass
@@ -182,7 +187,7 @@ def _sample(source, engine, seed):
     def pick(batch):
         keys = id_hashes(batch.ids, seed)
         chosen = keys < share
-        return Rows.of(0, {"key": keys[chosen], **{v: X[chosen] for v, X in batch.views.items()}})
+        return Rows.of(0, {"key": keys[chosen], **{v: X[chosen] for v, X in batch.views.items()}}), None
 
     picked = engine.scan(source, pick).stacked()
     order = np.argsort(picked.pop("key"), kind="stable")
