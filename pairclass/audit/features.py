@@ -200,7 +200,7 @@ def id_hashes(ids, seed):
     Examples
     --------
     >>> keys = id_hashes(pa.array(["a", "b"]), 0)
-    >>> bool(((keys >= 0) & (keys < 1)).all()), id_hashes(pa.array(["b"]), 0)[0] == keys[1]
+    >>> bool(((keys >= 0) & (keys < 1)).all()), bool(id_hashes(pa.array(["b"]), 0)[0] == keys[1])
     (True, True)
     """
     key = int(seed).to_bytes(8, "little", signed=True)
