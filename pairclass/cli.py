@@ -673,6 +673,12 @@ def audit(
     seed: Annotated[int, typer.Option(min=0, help="Seed for folds, samples and the neighbour index.")] = 0,
     out: Annotated[Optional[Path], typer.Option(help="Write the issues table, one row per item (parquet, or .csv).")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write the audit report page (HTML).")] = None,
+    engine: Annotated[
+        Engine, typer.Option(help="local (threads on this machine) or ray (the source's scans as Ray Data jobs; "
+                             "the neighbours, cross-validation and cleanlab run here; the ray extra).",
+                             rich_help_panel=SCALE)
+    ] = Engine.local,
+    ray_address: RayAddressOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout.")] = False,
 ):
     """Rank the items whose catalogue label is most likely wrong, with a suggested label and the reasons.
@@ -681,17 +687,15 @@ def audit(
     --views product_name,description --label-col category --top 20 --out issues.parquet
     """
     from .audit import run_audit
+    from .engines import get_engine
 
     result = run_audit(
         embeddings, classes, label_col=label_col, views=_views(views), id_col=id_col, label_level=label_level,
         keep_cols=split_list(keep_cols, "column") if keep_cols else (), zero_shot=zero_shot,
         signals=split_list(signals, "signal"), rounds=rounds, folds=folds, neighbours=neighbours, dims=dims,
-        rank_by=rank_by, k=k, min_count=min_count, seed=seed, out=out, progress=progress_printer(not json_out),
+        rank_by=rank_by, k=k, min_count=min_count, seed=seed, out=out, report=report,
+        engine=get_engine(engine.value, address=ray_address), progress=progress_printer(not json_out),
     )
-    if report is not None:
-        from .report import write_audit_report
-
-        write_audit_report(result.report(embeddings), report)
     if json_out:
         print(json.dumps(result.to_json(top)))
         return

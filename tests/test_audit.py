@@ -81,6 +81,15 @@ def test_out_of_fold_proba_learns_only_from_trusted_labels():
         np.testing.assert_allclose(p[test], model.predict_proba(X[test]), atol=1e-5)
 
 
+def test_out_of_fold_proba_stratifies_no_more_folds_than_the_largest_class_has_items():
+    views, _, _, given, _ = noisy_items()
+    keep = np.concatenate([np.flatnonzero(given == c)[:3] for c in range(N_CLASSES)])
+    X, y = views["image"][keep], given[keep]
+    cv = StratifiedKFold(3, shuffle=True, random_state=2)
+    ref = cross_val_predict(LogisticRegression(max_iter=1000), X, y, cv=cv, method="predict_proba")
+    np.testing.assert_allclose(out_of_fold_proba(X, y, N_CLASSES, folds=5, seed=2), ref, atol=1e-5)
+
+
 def test_out_of_fold_proba_gives_zero_to_a_class_no_training_item_carries():
     views, _, _, given, _ = noisy_items()
     p = out_of_fold_proba(views["image"], given, N_CLASSES + 2, seed=0)
@@ -367,3 +376,55 @@ def test_error_missing_label_column(tmp_path):
     res = _cli(emb, "--classes", cls, "--label-col", "category", "--views", "image")
     assert res.exit_code == 2
     assert res.stderr.strip() == f"Error: {emb}: category: column not found (columns: product_id, image)"
+
+
+@pytest.mark.parametrize("target", ["emb", "cls", "report at the input"])
+def test_an_output_onto_an_input_is_refused_and_the_input_kept(tmp_path, target):
+    views, T, _, given, _ = noisy_items()
+    emb, cls = write_files(tmp_path, {"image": views["image"]}, T, given)
+    before = {p: p.read_bytes() for p in (emb, cls)}
+    victim = cls if target == "cls" else emb
+    option = "--report" if target.startswith("report") else "--out"
+    res = _cli(emb, "--classes", cls, "--label-col", "category", "--views", "image", option, victim)
+    assert res.exit_code == 2
+    assert res.stderr == f"Error: {victim}: is an input of this run ({victim}); choose another --out\n"
+    assert {p: p.read_bytes() for p in (emb, cls)} == before
+
+
+@pytest.mark.parametrize("kind", ["parent is a file", "a folder is in the way"])
+def test_a_failed_write_is_one_line(tmp_path, kind):
+    views, T, _, given, _ = noisy_items()
+    emb, cls = write_files(tmp_path, {"image": views["image"]}, T, given)
+    if kind == "parent is a file":
+        (tmp_path / "file").write_text("x")
+        out = tmp_path / "file" / "issues.parquet"
+    else:
+        out = tmp_path / "issues.parquet"
+        out.mkdir()
+    res = _cli(emb, "--classes", cls, "--label-col", "category", "--views", "image", "--out", out)
+    assert res.exit_code == 2
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith(f"Error: {out}: cannot write: ")
+
+
+def test_two_thousand_classes_stay_within_memory(tmp_path):
+    """The zero-shot evidence plays each item's top classes, never every pair of 2,000 classes (a
+    1,999,000 x 2,000 float32 matrix would be 16 GB): the whole audit allocates under 1 GiB."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n_classes, dim = 2000, 8
+    T = rng.normal(size=(n_classes, dim)).astype(np.float32)
+    y = np.repeat(np.arange(n_classes), 2)
+    views = {"image": (T[y] + rng.normal(0, 0.1, size=(y.size, dim))).astype(np.float32)}
+    names = [f"class {i}" for i in range(n_classes)]
+    emb, cls = write_files(tmp_path, views, T, y, names=names)
+    tracemalloc.start()
+    try:
+        result = run_audit(emb, cls, label_col="category", views=["image"], zero_shot=True, k=4, min_count=2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 ** 30
+    assert result.items.num_rows == y.size and len(result.classes) == n_classes
+    # the items sit on their own class embeddings: few of their labels are suspect
+    assert result.n_flagged < 0.05 * y.size

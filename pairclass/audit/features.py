@@ -3,13 +3,15 @@ of the views' rows (one PCA for all views).
 
 The classifier and the neighbour search run on these projections: at 768-d the top 128 components
 keep the neighbourhoods and the classes (measured in docs/audit.md), and they make 1M items x 2 views
-a 1 GB materialised view instead of 6 GB. The PCA is fitted on a seeded sample. A source is read
-twice, streaming: once for the sample, once to project every batch into a preallocated array.
+a 1 GB materialised view instead of 6 GB. The PCA is fitted on a seeded sample. A source is scanned
+twice through an engine (local threads or Ray Data jobs): once for the sample, once to project every
+batch into a preallocated array on the driver.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from hashlib import blake2b
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +19,7 @@ from sklearn.decomposition import PCA
 
 from ..crossvar import row_norms
 from ..errors import input_error
+from ..methods.passes import Rows
 
 __all__ = ["DIMS", "AuditItems", "Projection", "project", "read_items"]
 
@@ -52,7 +55,12 @@ class Projection:
     def transform(self, X):
         """``(n, D)`` rows to float32 ``(n, dims)`` (or normalised ``(n, D)``)."""
         X = _normalised(np.asarray(X, dtype=np.float32))
-        return X if self.pca is None else self.pca.transform(X).astype(np.float32)
+        if self.pca is None:
+            return X
+        # In float64, rounded to float32: a matrix product's last bits follow the number of rows, and
+        # the rounding hides them, so a row projects the same whatever its batch (and engine).
+        W = self.pca.components_.astype(np.float64)
+        return ((X.astype(np.float64) - self.pca.mean_) @ W.T).astype(np.float32)
 
 
 @dataclass
@@ -80,41 +88,86 @@ class AuditItems:
     n_unlabelled: int = 0
 
 
-def read_items(source, *, dims=DIMS, seed=0, keep_raw=False):
+def read_items(source, *, dims=DIMS, seed=0, keep_raw=False, engine=None):
     """Read a :class:`~pairclass.io.ParquetSource` (or any source) into :class:`AuditItems`.
 
-    Memory: ``n_items x dims x 4`` bytes per view (plus ``n_items x D x 4`` with ``keep_raw``) and a
-    few batches; duplicate ids are an error, as in ``ParquetSource.read_all``.
+    Two scans through ``engine`` (default: a :class:`~pairclass.engines.LocalEngine`): the PCA
+    sample, then every batch projected; a Ray engine runs both as Ray Data jobs, and the projected
+    rows come back to the driver in the source's order. Memory on the driver: ``n_items x dims x 4``
+    bytes per view (plus ``n_items x D x 4`` with ``keep_raw``) and a few batches; duplicate ids are
+    an error, as in ``ParquetSource.read_all``.
     """
+    from ..engines import LocalEngine
+
+    engine = engine or LocalEngine()
     n = source.n_rows
-    projection = Projection(None) if source.dim <= dims else Projection.fit(_sample(source, seed), dims, seed)
+    projection = Projection(None)
+    if source.dim > dims:
+        projection = Projection.fit(_sample(source, engine, seed), dims, seed)
     width = projection.dims or source.dim
-    features = {v: np.empty((n, width), dtype=np.float32) for v in source.views}
-    raw = {v: np.empty((n, source.dim), dtype=np.float32) for v in source.views} if keep_raw else {}
-    ids, labels, extra, keep = [], [], [], np.empty(n, dtype=bool)
-    for batch in source.batches():
-        rows = slice(batch.start, batch.start + len(batch.ids))
-        for v, X in batch.views.items():
-            features[v][rows] = projection.transform(X)
-            if keep_raw:
-                raw[v][rows] = X
-        keep[rows] = batch.labels.is_valid().to_numpy(zero_copy_only=False)
-        # Keep plain Python values, not the batch's arrow arrays (and the buffers they hold).
-        ids += batch.ids.cast(pa.string()).to_pylist()
-        labels += batch.labels.to_pylist()
-        extra.append(pa.table({c: pa.array(col.to_pylist(), col.type) for c, col in batch.extra.items()})
-                     if batch.extra else None)
-    ids = np.asarray(ids, dtype=object)
+    sink = _Filler(n, source.views, width, source.dim if keep_raw else None)
+    engine.scan(source, lambda batch: (None, _projected(batch, projection, keep_raw)), sink=sink)
+    if sink.filled != n:
+        raise input_error(f"read {sink.filled:,} rows of {n:,}", path=source.path)
+    ids = np.asarray(sink.ids, dtype=object)
     uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         dup = uniq[counts > 1]
         raise input_error(f"{dup.size} duplicate id(s), e.g. {dup[0]!r}", path=source.path, column=source.id_col)
-    labels = np.asarray(labels, dtype=object)
-    table = pa.concat_tables(extra).filter(pa.array(keep)) if extra and extra[0] is not None else None
+    keep, features, raw = sink.keep, sink.features, sink.raw
+    labels = np.asarray(sink.labels, dtype=object)
+    table = pa.concat_tables(sink.extra).filter(pa.array(keep)) if sink.extra and sink.extra[0].num_columns else None
     if not keep.all():
         features = {v: X[keep] for v, X in features.items()}
         raw = {v: X[keep] for v, X in raw.items()}
     return AuditItems(ids[keep], labels[keep], features, raw, table, int((~keep).sum()))
+
+
+# The projection scan's output columns besides the kept ones.
+_ID, _LABEL = "__audit_id", "__audit_label"
+
+
+def _matrix_column(X):
+    return pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(X).reshape(-1)), X.shape[1])
+
+
+def _projected(batch, projection, keep_raw):
+    """One batch as rows: id, label, kept columns, each view projected (and as given, with ``keep_raw``)."""
+    columns = {_ID: batch.ids.cast(pa.string()), _LABEL: batch.labels}
+    columns.update(batch.extra)
+    for v, X in batch.views.items():
+        columns[f"__audit_features:{v}"] = _matrix_column(projection.transform(X))
+        if keep_raw:
+            columns[f"__audit_raw:{v}"] = _matrix_column(X)
+    return pa.table(columns)
+
+
+class _Filler:
+    """A sink for the projection scan: its rows, in scan order, into preallocated arrays (and
+    plain Python values, so that no batch's buffers stay held)."""
+
+    def __init__(self, n, views, width, raw_dim):
+        self.features = {v: np.empty((n, width), dtype=np.float32) for v in views}
+        self.raw = {} if raw_dim is None else {v: np.empty((n, raw_dim), dtype=np.float32) for v in views}
+        self.keep = np.empty(n, dtype=bool)
+        self.ids, self.labels, self.extra = [], [], []
+        self.filled = 0
+
+    def write(self, table, part=0):
+        m = table.num_rows
+        if self.filled + m > self.keep.size:
+            raise input_error(f"more rows than the {self.keep.size:,} the files' metadata counts")
+        rows = slice(self.filled, self.filled + m)
+        for name, out in (("features", self.features), ("raw", self.raw)):
+            for v, X in out.items():
+                X[rows] = table.column(f"__audit_{name}:{v}").combine_chunks().flatten().to_numpy().reshape(m, -1)
+        labels = table.column(_LABEL)
+        self.keep[rows] = labels.is_valid().to_numpy(zero_copy_only=False)
+        self.ids += table.column(_ID).to_pylist()
+        self.labels += labels.to_pylist()
+        kept = [c for c in table.column_names if not c.startswith("__audit_")]
+        self.extra.append(pa.table({c: pa.array(table.column(c).to_pylist(), table.column(c).type) for c in kept}))
+        self.filled += m
 
 
 def project(views, dims=DIMS, seed=0):
@@ -125,14 +178,32 @@ def project(views, dims=DIMS, seed=0):
     return {v: projection.transform(X) for v, X in views.items()}
 
 
-def _sample(source, seed):
-    """A seeded sample of at most ``PCA_SAMPLE`` rows per view (one streaming pass)."""
-    rows = np.sort(np.random.default_rng(seed).choice(source.n_rows, min(source.n_rows, PCA_SAMPLE),
-                                                      replace=False))
-    picked = {v: [] for v in source.views}
-    for batch in source.batches():
-        n = len(batch.ids)
-        lo, hi = np.searchsorted(rows, [batch.start, batch.start + n])
-        for v, X in batch.views.items():
-            picked[v].append(X[rows[lo:hi] - batch.start])
-    return {v: np.concatenate(parts) for v, parts in picked.items()}
+def _sample(source, engine, seed):
+    """A seeded sample of about ``PCA_SAMPLE`` rows per view (one scan): the rows whose id hashes
+    (keyed by the seed) below ``PCA_SAMPLE / n_rows``, in hash order. It depends on the ids only, not
+    on how the items are split into files and batches, nor on the engine."""
+    share = min(1.0, PCA_SAMPLE / source.n_rows)
+
+    def pick(batch):
+        keys = id_hashes(batch.ids, seed)
+        chosen = keys < share
+        return Rows.of(0, {"key": keys[chosen], **{v: X[chosen] for v, X in batch.views.items()}}), None
+
+    picked = engine.scan(source, pick).stacked()
+    order = np.argsort(picked.pop("key"), kind="stable")
+    return {v: X[order] for v, X in picked.items()}
+
+
+def id_hashes(ids, seed):
+    """Each id's blake2b hash keyed by ``seed``, as a float in [0, 1).
+
+    Examples
+    --------
+    >>> keys = id_hashes(pa.array(["a", "b"]), 0)
+    >>> bool(((keys >= 0) & (keys < 1)).all()), bool(id_hashes(pa.array(["b"]), 0)[0] == keys[1])
+    (True, True)
+    """
+    key = int(seed).to_bytes(8, "little", signed=True)
+    digests = b"".join(blake2b(str(i).encode(), digest_size=8, key=key).digest()
+                       for i in ids.cast(pa.string()).to_pylist())
+    return (np.frombuffer(digests, dtype="<u8") >> np.uint64(11)) / 2.0 ** 53

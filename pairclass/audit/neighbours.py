@@ -2,9 +2,10 @@
 
 Up to ``EXACT_MAX_ITEMS`` items the search is exact (``IndexFlatL2``, a blocked matrix product).
 Above it, an inverted file (``IndexIVFFlat``): k-means cells trained on a seeded sample, each query
-scanning its ``nprobe`` nearest cells. faiss won the measurement at 1M items against pynndescent and
-scikit-learn's ``NearestNeighbors`` (``scripts/bench_audit.py --knn-libraries``, docs/audit.md). IVF
-is deterministic for a seed (HNSW graph building with several threads is not).
+scanning its ``nprobe`` nearest cells. Measured at 1M items against pynndescent and scikit-learn's
+``NearestNeighbors`` (``scripts/bench_audit.py --knn-libraries``, docs/audit.md): exact search is
+hours, pynndescent was faster than IVF at half its recall. IVF is deterministic for a seed (HNSW
+graph building with several threads is not).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from ..classes import load_class_embeddings
 from ..errors import input_error
-from ..io import DEFAULT_ID_COL, ParquetSource, write_table
+from ..io import DEFAULT_ID_COL, ParquetSource, check_output, write_table
 from .features import DIMS, read_items
 from .issues import DEFAULT_SIGNALS, find_issues
 from .reasons import reasons
@@ -24,7 +24,8 @@ MIN_ITEMS = 10
 
 def run_audit(embeddings, classes, *, label_col, views=None, id_col=DEFAULT_ID_COL, label_level=None, keep_cols=(),
               zero_shot=False, signals=DEFAULT_SIGNALS, rounds=2, folds=5, neighbours=10, dims=DIMS,
-              rank_by="self_confidence", k=100, min_count=10, seed=0, out=None, progress=None):
+              rank_by="self_confidence", k=100, min_count=10, seed=0, out=None, report=None, engine=None,
+              progress=None):
     """Audit the catalogue labels of an embedding source.
 
     Parameters
@@ -51,6 +52,11 @@ def run_audit(embeddings, classes, *, label_col, views=None, id_col=DEFAULT_ID_C
         The zero-shot evidence's :class:`~pairclass.classify.PairwiseClassifier` settings.
     out : path-like, optional
         Write the issues table here atomically (parquet, or CSV for ``.csv``).
+    report : path-like, optional
+        Write the HTML audit page here.
+    engine : LocalEngine or RayEngine, optional
+        Runs the source's two scans (the PCA sample, the projection); the neighbours, the
+        cross-validation and cleanlab run here, on the projected arrays. Default: local threads.
     progress : callable, optional
         ``progress(message)`` before each slow step.
 
@@ -62,7 +68,7 @@ def run_audit(embeddings, classes, *, label_col, views=None, id_col=DEFAULT_ID_C
     ------
     InputError
         Missing label column, labels not among the classes, a single label, a class with one item,
-        fewer than ``MIN_ITEMS`` labelled items.
+        fewer than ``MIN_ITEMS`` labelled items; ``out`` or ``report`` naming an input.
     """
     step = progress or (lambda message: None)
     if not label_col:
@@ -77,9 +83,12 @@ def run_audit(embeddings, classes, *, label_col, views=None, id_col=DEFAULT_ID_C
                           "image paths)", path=where, column=taken[0])
     cls = load_class_embeddings(classes, source.dim, against=f"{where}: {source.views[0]}",
                                 metadata=source.metadata, progress=step)
+    for target in (out, report):
+        if target is not None:
+            check_output(target, [*source.files, cls.path])
     signals = ("zero-shot",) if zero_shot else tuple(signals)
     step(f"reading {source.n_rows:,} items")
-    items = read_items(source, dims=dims, seed=seed, keep_raw="zero-shot" in signals)
+    items = read_items(source, dims=dims, seed=seed, keep_raw="zero-shot" in signals, engine=engine)
     y = label_indices(items.labels, list(cls.names), path=where, column=label_col)
     result = audit_arrays(
         items.features, y, list(cls.names), raw=items.raw, class_embeddings=cls.embeddings, ids=items.ids,
@@ -90,6 +99,11 @@ def run_audit(embeddings, classes, *, label_col, views=None, id_col=DEFAULT_ID_C
     if out is not None:
         step(f"writing {out}")
         write_table(result.items, Path(out))
+    if report is not None:
+        from ..report import write_audit_report
+
+        step(f"writing {report}")
+        write_audit_report(result.report(embeddings), report)
     return result
 
 

@@ -38,6 +38,7 @@ def out_of_fold_proba(X, labels, n_classes, *, folds=5, seed=0, trusted=None, ma
         Class indices in ``0..n_classes-1``.
     n_classes : int
     folds : int
+        At most the largest class's count (scikit-learn cannot stratify more folds than that).
     seed : int
         Seeds the folds and the training subsample.
     trusted : ndarray of shape (n_items,), dtype bool, optional
@@ -51,7 +52,7 @@ def out_of_fold_proba(X, labels, n_classes, *, folds=5, seed=0, trusted=None, ma
     """
     rng = np.random.default_rng(seed)
     out = np.zeros((labels.size, n_classes), dtype=np.float32)
-    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    cv = StratifiedKFold(min(folds, np.bincount(labels).max()), shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         # A class with fewer items than folds is simply absent from some folds' training sets.
         warnings.filterwarnings("ignore", "The least populated class", UserWarning)
@@ -61,7 +62,10 @@ def out_of_fold_proba(X, labels, n_classes, *, folds=5, seed=0, trusted=None, ma
             train = train[trusted[train]]
         if max_train is not None and train.size > max_train:
             train = np.sort(rng.choice(train, max_train, replace=False))
-        model = LogisticRegression(max_iter=1000).fit(X[train], labels[train])
+        with warnings.catch_warnings():
+            # Thousands of classes with a few items each are still classes, not a regression target.
+            warnings.filterwarnings("ignore", "The number of unique classes is greater than 50%", UserWarning)
+            model = LogisticRegression(max_iter=1000).fit(X[train], labels[train])
         for start in range(0, test.size, _PREDICT_ROWS):
             rows = test[start:start + _PREDICT_ROWS]
             out[rows[:, None], model.classes_] = model.predict_proba(X[rows])
