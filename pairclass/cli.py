@@ -236,6 +236,10 @@ LabelLevelOption = Annotated[
 KeepColsOption = Annotated[
     Optional[str], typer.Option(help="Columns to copy into the output (titles, image paths), comma-separated.")
 ]
+ImageColOption = Annotated[
+    Optional[str], typer.Option(help="Image paths (relative to the input's folder, or absolute) to show as "
+                                "thumbnails in the report.")
+]
 TUNING = "Tuning"
 SCALE = "Scale"
 
@@ -362,9 +366,7 @@ def classify(
     report: Annotated[
         Optional[Path], typer.Option(help="Write a self-contained HTML report (matrices, per-class F1, examples).")
     ] = None,
-    image_col: Annotated[
-        Optional[str], typer.Option(help="Image paths to show as thumbnails in the report.")
-    ] = None,
+    image_col: ImageColOption = None,
     batch_rows: Annotated[
         int, typer.Option(min=1, help="Rows read at a time.", rich_help_panel=SCALE)
     ] = DEFAULT_BATCH_ROWS,
@@ -673,6 +675,7 @@ def audit(
     seed: Annotated[int, typer.Option(min=0, help="Seed for folds, samples and the neighbour index.")] = 0,
     out: Annotated[Optional[Path], typer.Option(help="Write the issues table, one row per item (parquet, or .csv).")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write the audit report page (HTML).")] = None,
+    image_col: ImageColOption = None,
     engine: Annotated[
         Engine, typer.Option(help="local (threads on this machine) or ray (the source's scans as Ray Data jobs; "
                              "the neighbours, cross-validation and cleanlab run here; the ray extra).",
@@ -693,7 +696,7 @@ def audit(
         embeddings, classes, label_col=label_col, views=_views(views), id_col=id_col, label_level=label_level,
         keep_cols=split_list(keep_cols, "column") if keep_cols else (), zero_shot=zero_shot,
         signals=split_list(signals, "signal"), rounds=rounds, folds=folds, neighbours=neighbours, dims=dims,
-        rank_by=rank_by, k=k, min_count=min_count, seed=seed, out=out, report=report,
+        rank_by=rank_by, k=k, min_count=min_count, seed=seed, out=out, report=report, image_col=image_col,
         engine=get_engine(engine.value, address=ray_address), progress=progress_printer(not json_out),
     )
     if json_out:

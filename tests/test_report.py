@@ -332,3 +332,36 @@ def test_classify_report_from_the_cli_counts_every_labelled_item(tmp_path, make_
     assert agreement.sum() == summary["n_items"]
     # Per class, three most and three least confident examples at most: 4 classes, 30 items each.
     assert html.count('class="card"') <= 4 * 6 and html.count('class="card"') >= 4
+
+
+def test_audit_report_from_the_cli_shows_a_thumbnail_and_title_per_suspect(tmp_path):
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from pairclass.cli import app
+
+    root = os.path.join(os.path.dirname(__file__), "..", "data")
+    table = pq.read_table(os.path.join(root, "demo.parquet"))
+    n = table.num_rows
+    names = write_images(tmp_path / "images", 3)
+    labels = np.array(table.column(LABEL_COL).to_pylist(), dtype=object)
+    classes = sorted(set(labels))
+    flipped = np.random.default_rng(0).choice(n, 30, replace=False)
+    labels[flipped] = [classes[(classes.index(c) + 1) % len(classes)] for c in labels[flipped]]
+    table = (table.set_column(table.schema.get_field_index(LABEL_COL), LABEL_COL, pa.array(list(labels)))
+             .append_column("title", pa.array([f"item <{i}>" for i in range(n)]))
+             .append_column("image", pa.array([f"images/{names[i % 3]}" for i in range(n)])))
+    emb, report = tmp_path / "emb.parquet", tmp_path / "audit.html"
+    pq.write_table(table, emb)
+    result = CliRunner().invoke(app, [
+        "audit", str(emb), "--classes", os.path.join(root, "demo_classes.parquet"), "--label-col", LABEL_COL,
+        "--views", ",".join(DEMO_VIEWS), "--keep-cols", "title", "--image-col", "image", "--report", str(report),
+        "--json"])
+    assert result.exit_code == 0, result.stderr
+    flagged = json.loads(result.stdout)["n_flagged"]
+    assert flagged >= 15
+    html = report.read_text(encoding="utf-8")
+    assert_offline(html)
+    # Image paths are relative to the input's folder; every suspect card has its thumbnail and title.
+    assert html.count("data:image/jpeg;base64,") == min(flagged, 300)
+    assert len(re.findall(r"item &lt;\d+&gt;", html)) == min(flagged, 300)

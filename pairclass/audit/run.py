@@ -24,8 +24,8 @@ MIN_ITEMS = 10
 
 def run_audit(embeddings, classes, *, label_col, views=None, id_col=DEFAULT_ID_COL, label_level=None, keep_cols=(),
               zero_shot=False, signals=DEFAULT_SIGNALS, rounds=2, folds=5, neighbours=10, dims=DIMS,
-              rank_by="self_confidence", k=100, min_count=10, seed=0, out=None, report=None, engine=None,
-              progress=None):
+              rank_by="self_confidence", k=100, min_count=10, seed=0, out=None, report=None, image_col=None,
+              image_root=None, engine=None, progress=None):
     """Audit the catalogue labels of an embedding source.
 
     Parameters
@@ -54,6 +54,10 @@ def run_audit(embeddings, classes, *, label_col, views=None, id_col=DEFAULT_ID_C
         Write the issues table here atomically (parquet, or CSV for ``.csv``).
     report : path-like, optional
         Write the HTML audit page here.
+    image_col : str, optional
+        A column of image paths to show as thumbnails in the report (carried into the issues table too).
+    image_root : path-like, optional
+        The folder relative image paths start from. Default: the first input file's folder.
     engine : LocalEngine or RayEngine, optional
         Runs the source's two scans (the PCA sample, the projection); the neighbours, the
         cross-validation and cleanlab run here, on the projected arrays. Default: local threads.
@@ -73,7 +77,7 @@ def run_audit(embeddings, classes, *, label_col, views=None, id_col=DEFAULT_ID_C
     step = progress or (lambda message: None)
     if not label_col:
         raise input_error("a label column is required for the audit (--label-col)", path=embeddings)
-    keep_cols = list(keep_cols)
+    keep_cols = list(keep_cols) + ([image_col] if image_col and image_col not in keep_cols else [])
     source = ParquetSource(embeddings, views, id_col=id_col, label_col=label_col, label_level=label_level,
                            keep_cols=keep_cols)
     where = source.files[0] if len(source.files) == 1 else source.path
@@ -103,7 +107,8 @@ def run_audit(embeddings, classes, *, label_col, views=None, id_col=DEFAULT_ID_C
         from ..report import write_audit_report
 
         step(f"writing {report}")
-        write_audit_report(result.report(embeddings), report)
+        write_audit_report(result.report(embeddings, image_col=image_col,
+                                           image_root=image_root or source.files[0].parent), report)
     return result
 
 
