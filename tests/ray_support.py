@@ -18,7 +18,7 @@ def cluster(request):
 
     nodes = None
     if request.param == "local":
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     else:
         from ray.cluster_utils import Cluster
 

@@ -53,7 +53,9 @@ def connect(address=None, num_cpus=None):
     import ray.data
 
     if not ray.is_initialized():
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+        # "local" starts a new cluster even where `ray start` left one (or its stale address file):
+        # without an address, ray.init would join that one, and refuse num_cpus.
+        ray.init(address=address or "local", num_cpus=None if address else num_cpus, include_dashboard=False,
                  logging_level=logging.ERROR, log_to_driver=False)
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # a line per dataset otherwise
     context = ray.data.DataContext.get_current()
