@@ -16,7 +16,7 @@ from .classes import load_class_embeddings
 from .classify import PairwiseClassifier
 from .errors import InputError
 from .io import (
-    DEFAULT_BATCH_ROWS, DEFAULT_ID_COL, MemorySink, ParquetSource, check_output, exclusive, open_sink,
+    DEFAULT_BATCH_ROWS, DEFAULT_ID_COL, MemorySink, ParquetSource, check_outputs, exclusive, open_sink,
     remove_leftovers,
 )
 from .methods import DEFAULT_METHOD
@@ -130,9 +130,7 @@ def run_classify(
     progress = progress or LogProgress()
     cls = load_class_embeddings(classes, source.dim, against=f"{source.path}: {source.views[0]}",
                                 metadata=source.metadata, progress=progress.note)
-    for target in (out, report):
-        if target is not None:
-            check_output(target, [*source.files, cls.path])
+    check_outputs([*source.files, cls.path], out=out, report=report)
     keep = out is None if keep_predictions is None else keep_predictions
     head = None
     if encoder is not None:

@@ -387,7 +387,7 @@ def test_an_output_onto_an_input_is_refused_and_the_input_kept(tmp_path, target)
     option = "--report" if target.startswith("report") else "--out"
     res = _cli(emb, "--classes", cls, "--label-col", "category", "--views", "image", option, victim)
     assert res.exit_code == 2
-    assert res.stderr == f"Error: {victim}: is an input of this run ({victim}); choose another --out\n"
+    assert res.stderr == f"Error: {victim}: is an input of this run ({victim}); choose another {option}\n"
     assert {p: p.read_bytes() for p in (emb, cls)} == before
 
 

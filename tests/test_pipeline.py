@@ -219,6 +219,9 @@ def test_out_may_not_be_an_input(tmp_path, make_files):
         assert result.exit_code == 2
         assert result.stderr == f"Error: {target}: is an input of this run ({emb if target != cls else cls}); " \
             "choose another --out\n"
+    result = runner.invoke(app, ["classify", str(emb), "--classes", str(cls), "--report", str(emb)])
+    assert result.stderr == f"Error: {emb}: is an input of this run ({emb}); choose another --report\n"
+    assert result.exit_code == 2
     assert (emb.read_bytes(), cls.read_bytes()) == before
 
 

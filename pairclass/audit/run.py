@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from ..classes import load_class_embeddings
 from ..errors import input_error
-from ..io import DEFAULT_ID_COL, ParquetSource, check_output, write_table
+from ..io import DEFAULT_ID_COL, ParquetSource, check_outputs, write_table
 from .features import DIMS, read_items
 from .issues import DEFAULT_SIGNALS, find_issues
 from .reasons import reasons
@@ -87,9 +87,7 @@ def run_audit(embeddings, classes, *, label_col, views=None, id_col=DEFAULT_ID_C
                           "image paths)", path=where, column=taken[0])
     cls = load_class_embeddings(classes, source.dim, against=f"{where}: {source.views[0]}",
                                 metadata=source.metadata, progress=step)
-    for target in (out, report):
-        if target is not None:
-            check_output(target, [*source.files, cls.path])
+    check_outputs([*source.files, cls.path], out=out, report=report)
     signals = ("zero-shot",) if zero_shot else tuple(signals)
     step(f"reading {source.n_rows:,} items")
     items = read_items(source, dims=dims, seed=seed, keep_raw="zero-shot" in signals, engine=engine)

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from ..errors import input_error
 
 __all__ = [
-    "TABLE_SUFFIXES", "atomic_path", "current_umask", "write_error", "check_file", "check_output", "read_lines", "read_table", "require_columns",
+    "TABLE_SUFFIXES", "atomic_path", "current_umask", "write_error", "check_file", "check_output", "check_outputs", "read_lines", "read_table", "require_columns",
     "write_table",
 ]
 
@@ -99,7 +99,14 @@ def check_file(path):
     return path
 
 
-def check_output(out, inputs):
+def check_outputs(inputs, **outputs):
+    """:func:`check_output` for each output given, by option name (``out=..., report=...``)."""
+    for option, out in outputs.items():
+        if out is not None:
+            check_output(out, inputs, option=f"--{option}")
+
+
+def check_output(out, inputs, *, option="--out"):
     """Refuse an output that is one of the ``inputs`` (same resolved path, or the same file by inode),
     or lies inside an input directory; and one whose name the system refuses."""
     out = Path(out)
@@ -113,7 +120,7 @@ def check_output(out, inputs):
         source = given.resolve()
         same = target == source or (exists and given.exists() and os.path.samefile(out, given))
         if same or (given.is_dir() and source in target.parents):
-            raise input_error(f"is an input of this run ({given}); choose another --out", path=out)
+            raise input_error(f"is an input of this run ({given}); choose another {option}", path=out)
 
 
 def read_table(path, columns=None):
