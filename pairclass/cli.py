@@ -269,6 +269,12 @@ class Center(str, Enum):
     balanced = "balanced"
 
 
+class RankBy(str, Enum):
+    self_confidence = "self_confidence"
+    normalized_margin = "normalized_margin"
+    confidence_weighted_entropy = "confidence_weighted_entropy"
+
+
 class Engine(str, Enum):
     local = "local"
     ray = "ray"
@@ -664,9 +670,8 @@ def audit(
                           rich_help_panel=TUNING)
     ] = 128,
     rank_by: Annotated[
-        str, typer.Option(help="cleanlab label-quality score: self_confidence, normalized_margin or "
-                          "confidence_weighted_entropy.", rich_help_panel=TUNING)
-    ] = "self_confidence",
+        RankBy, typer.Option(help="cleanlab's label-quality score.", rich_help_panel=TUNING)
+    ] = RankBy.self_confidence,
     k: Annotated[int, typer.Option(min=1, help="Zero-shot: dimensions kept per class pair.",
                                    rich_help_panel=TUNING)] = 100,
     min_count: Annotated[int, typer.Option(min=2, help="Zero-shot: fewer confident items than this: full cosine.",
@@ -696,7 +701,7 @@ def audit(
         embeddings, classes, label_col=label_col, views=_views(views), id_col=id_col, label_level=label_level,
         keep_cols=split_list(keep_cols, "column") if keep_cols else (), zero_shot=zero_shot,
         signals=split_list(signals, "signal"), rounds=rounds, folds=folds, neighbours=neighbours, dims=dims,
-        rank_by=rank_by, k=k, min_count=min_count, seed=seed, out=out, report=report, image_col=image_col,
+        rank_by=rank_by.value, k=k, min_count=min_count, seed=seed, out=out, report=report, image_col=image_col,
         engine=get_engine(engine.value, address=ray_address), progress=progress_printer(not json_out),
     )
     if json_out:
