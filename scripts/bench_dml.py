@@ -14,6 +14,10 @@ the raw embeddings), and every item of the unseen classes queries all the others
     .venv/bin/python scripts/bench_dml.py --splits flipkart-l2 --losses proxy_anchor --lrs 1e-4 3e-4 1e-3
     .venv/bin/python scripts/bench_dml.py --short --max-per-class 300 --losses proxy_anchor proxy_anchor+tcm \
         proxy_anchor+so proxy_anchor+so+tcm                      # SO and TCM on capped training sets
+    .venv/bin/python scripts/bench_dml.py --short --seeds 0 1 2 ...   # then each loss's means over the seeds
+
+With several seeds (each draws its own class split), a closing table averages every loss over them
+and pairs each +TCM run with the same loss's run on the same seed.
 """
 
 from __future__ import annotations
@@ -114,6 +118,7 @@ def main():
     header = SHORT if args.short else header
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|", flush=True)
+    results = []
     for split, seed in itertools.product(args.splits, args.seeds):
         (Xtr, ytr), (Xte, yte) = load_split(split, seed, args.max_per_class)
         raw = retrieval_metrics(Xte, yte)
@@ -121,6 +126,7 @@ def main():
         print(f"{split}: training items / classes {sizes[0]}, unseen {sizes[1]}", file=sys.stderr, flush=True)
         cells = [split, "raw", "-", "-"] if args.short else [split, seed, *sizes, "raw", "-", "-", "-", "-", "-", "-"]
         print(row(cells, raw, raw, 0.0, args.short), flush=True)
+        results.append({"split": split, "seed": seed, "loss": "raw", **raw})
         for (loss, so, tcm), lr, epochs, patience, frac in itertools.product(
             losses, args.lrs, args.epochs, args.patience, args.val_frac
         ):
@@ -137,7 +143,32 @@ def main():
             chosen = f"{h.best_epoch} / {len(h.epoch_loss)}"
             cells = ([split, name, f"{raw['recall_at_1']:.4f}", chosen] if args.short else
                      [split, seed, *sizes, name, f"{lr:g}", epochs, patience, f"{frac:g}", val, chosen])
-            print(row(cells, retrieval_metrics(Z, yte), raw, h.seconds, args.short), flush=True)
+            metrics = retrieval_metrics(Z, yte)
+            print(row(cells, metrics, raw, h.seconds, args.short), flush=True)
+            if len(args.lrs) == len(args.epochs) == len(args.patience) == len(args.val_frac) == 1:
+                results.append({"split": split, "seed": seed, "loss": name, **metrics})
+    if len(args.seeds) > 1 and results:
+        print_seed_means(pd.DataFrame(results))
+
+
+def print_seed_means(df):
+    """Each loss's metrics averaged over the seeds, and for a +TCM loss its change against the same
+    loss without TCM: the mean change and on how many seeds OPIS fell."""
+    print("\nmean over seeds (TCM's effect: the +TCM loss minus the same loss without it, seed by seed)\n")
+    header = ["split", "loss", "seeds", "R@1", "MAP@R", "OPIS", "TCM: R@1 points", "TCM: OPIS", "OPIS fell on"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for (split, loss), g in df.groupby(["split", "loss"], sort=False):
+        cells = [split, loss, str(len(g)), *(f"{g[m].mean():.4f}" for m in ("recall_at_1", "map_at_r", "opis"))]
+        base = df[(df["split"] == split) & (df["loss"] == loss.removesuffix(" +TCM"))]
+        paired = g.merge(base, on="seed", suffixes=("", "_base")) if loss.endswith(" +TCM") else base.iloc[:0]
+        if len(paired):
+            d_r1 = 100 * (paired["recall_at_1"] - paired["recall_at_1_base"]).mean()
+            d_opis = (paired["opis"] / paired["opis_base"] - 1).mean()
+            cells += [f"{d_r1:+.2f}", f"{d_opis:+.1%}", f"{int((paired['opis'] < paired['opis_base']).sum())} / {len(paired)}"]
+        else:
+            cells += ["-", "-", "-"]
+        print("| " + " | ".join(cells) + " |", flush=True)
 
 
 def row(cells, m, raw, seconds, short=False):

@@ -128,10 +128,10 @@ def main():
 
     rows = []
 
-    def timed(name, fn, *a):
+    def timed(name, fn, *a, **kw):
         sync(enc.device)
         t = time.perf_counter()
-        out = fn(*a)
+        out = fn(*a, **kw)
         sync(enc.device)
         s = time.perf_counter() - t
         rows.append((name, n, s, peak_mib()))
@@ -149,14 +149,15 @@ def main():
     if not args.skip_textbook:
         timed("textbook: PIL + torchvision preprocess + model", textbook, paths, enc, args.batch_size, args.workers)
     base = rows[-1][2] if not args.skip_textbook else None
+    model_s = rows[1][2]
 
     table = Table(title=f"embed throughput: {enc.name} random weights, {enc.device}, precision {args.precision}, "
                         f"batch {args.batch_size}, {args.workers} workers, {torch.get_num_threads()} torch threads")
-    for col in ("method", "items", "seconds", "items/s", "peak MiB", "speed vs textbook"):
+    for col in ("method", "items", "seconds", "items/s", "peak MiB", "speed vs textbook", "speed vs model only"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for name, items, s, mem in rows:
         ratio = "-" if base is None else f"{base / s:.2f}x"
-        table.add_row(name, str(items), f"{s:.2f}", f"{items / s:,.1f}", f"{mem:,.0f}", ratio)
+        table.add_row(name, str(items), f"{s:.2f}", f"{items / s:,.1f}", f"{mem:,.0f}", ratio, f"{model_s / s:.2f}x")
     Console(width=150).print(table)
 
 
