@@ -1,8 +1,8 @@
 """Ray clusters for the Ray tests: one per module, on this machine.
 
-``local``: ``ray.init(num_cpus=2)``. ``two nodes``: a ``ray.cluster_utils.Cluster`` whose head (the
-driver's node) has no CPU, so every task runs on the second node and every result crosses to the
-driver through Ray's object transfer.
+``local``: the cluster ``connect(num_cpus=2)`` starts, as the engines do without ``--ray-address``.
+``two nodes``: a ``ray.cluster_utils.Cluster`` whose head (the driver's node) has no CPU, so every
+task runs on the second node and every result crosses to the driver through Ray's object transfer.
 """
 
 import pytest
@@ -18,7 +18,7 @@ def cluster(request):
 
     nodes = None
     if request.param == "local":
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        connect(num_cpus=2)  # the cluster the engine starts without --ray-address
     else:
         from ray.cluster_utils import Cluster
 
@@ -26,7 +26,7 @@ def cluster(request):
         nodes.add_node(num_cpus=2)
         ray.init(address=nodes.address, log_to_driver=False)
         nodes.wait_for_nodes()
-    connect()
+        connect()
     try:
         yield request.param
     finally:

@@ -105,6 +105,22 @@ def test_what_needs_row_positions_is_refused_in_one_line(cluster, tmp_path):
     assert not (tmp_path / "r.html").exists()
 
 
+def test_the_local_cluster_runs_its_workers_at_the_drivers_priority(cluster):
+    """Ray's default (nice 15) starves the workers on a machine where anything else is busy."""
+    import os
+
+    import ray
+
+    if cluster != "local":
+        pytest.skip("only a cluster the engine starts itself is configured by it")
+
+    @ray.remote
+    def niceness():
+        return os.nice(0)
+
+    assert ray.get(niceness.remote()) == os.nice(0)
+
+
 def test_arrays_in_memory_are_not_a_ray_source(cluster):
     views, T, y = data()
     from pairclass.io import ArraySource
