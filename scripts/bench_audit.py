@@ -188,7 +188,8 @@ def scale(n, folder, keep):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-KNN_LIBRARIES = ("faiss IVF (pairclass)", "faiss exact", "pynndescent", "sklearn NearestNeighbors")
+KNN_LIBRARIES = ("faiss IVF (pairclass)", "faiss IVF, float32 rows", "faiss exact", "pynndescent",
+                 "sklearn NearestNeighbors")
 KNN_SAMPLE = 2_000
 
 
@@ -227,11 +228,14 @@ def knn_child(library, path, out, seed, k=10):
     truth = exact.search(X[queries], k + 1)[1][:, 1:]
     t = time.perf_counter()
     how = "all rows"
-    if library == "faiss IVF (pairclass)":
-        found = nearest_neighbours(X, k, exact=False, seed=seed)[queries]
+    if library.startswith("faiss IVF"):
+        storage = "fp32" if "float32" in library else "fp16"
+        found = nearest_neighbours(X, k, exact=False, seed=seed, storage=storage)[queries]
     elif library == "pynndescent":
-        from pynndescent import NNDescent
-
+        try:
+            from pynndescent import NNDescent
+        except ImportError:  # not a dependency: installed beside the environment for a run
+            return Path(out).write_text("- - not installed")
         found = NNDescent(X, n_neighbors=k + 1, random_state=seed, low_memory=True).neighbor_graph[0][queries, 1:]
     elif library == "faiss exact":
         found = exact.search(X[queries], k + 1)[1][:, 1:]
@@ -262,8 +266,10 @@ def knn_libraries(n, folder, seed):
         argv = [sys.executable, __file__, "--knn-child", library, str(path), str(out), "--seed", str(seed)]
         _, _, rss, anon = measure(argv)
         seconds, recall, how = out.read_text().split(" ", 2)
-        print(f"| {library} | {n:,} | {float(seconds):,.0f} | {how.strip()} | {recall} | {rss:,.0f} | {anon:,.0f} |",
-              flush=True)
+        ran = seconds != "-"
+        cells = [f"{float(seconds):,.0f}" if ran else "-", how.strip(), recall,
+                 f"{rss:,.0f}" if ran else "-", f"{anon:,.0f}" if ran else "-"]
+        print(f"| {library} | {n:,} | " + " | ".join(cells) + " |", flush=True)
 
 
 def main():

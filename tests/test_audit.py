@@ -109,15 +109,30 @@ def test_exact_neighbours_are_the_brute_force_ones(cross):
     np.testing.assert_array_equal(found, np.argsort(d, axis=1)[:, :5])
 
 
-def test_approximate_neighbours_recall_the_exact_ones():
+@pytest.mark.parametrize("storage", ["fp16", "fp32"])
+def test_approximate_neighbours_recall_the_exact_ones(storage):
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(20, 16))
     X = (centres[rng.integers(0, 20, 4000)] + 0.3 * rng.normal(size=(4000, 16))).astype(np.float32)
     exact = nearest_neighbours(X, 10, exact=True)
-    approx = nearest_neighbours(X, 10, exact=False, seed=2)
+    approx = nearest_neighbours(X, 10, exact=False, seed=2, storage=storage)
     assert not (approx == np.arange(4000)[:, None]).any()
     assert np.mean([np.isin(a, e).mean() for a, e in zip(approx, exact)]) >= 0.9
-    np.testing.assert_array_equal(approx, nearest_neighbours(X, 10, exact=False, seed=2))
+    np.testing.assert_array_equal(approx, nearest_neighbours(X, 10, exact=False, seed=2, storage=storage))
+
+
+def test_float16_rows_find_the_float32_rows_neighbours():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3000, 32)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    half = nearest_neighbours(X, 10, exact=False, seed=0, storage="fp16")
+    full = nearest_neighbours(X, 10, exact=False, seed=0, storage="fp32")
+    assert np.mean([np.isin(h, f).mean() for h, f in zip(half, full)]) >= 0.99
+
+
+def test_an_unknown_storage_is_refused():
+    with pytest.raises(ValueError, match="fp16, fp32"):
+        nearest_neighbours(np.zeros((10, 2), np.float32), 2, storage="int8")
 
 
 def test_neighbour_votes_count_the_trusted_neighbours():
