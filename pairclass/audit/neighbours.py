@@ -2,10 +2,11 @@
 
 Up to ``EXACT_MAX_ITEMS`` items the search is exact (``IndexFlatL2``, a blocked matrix product).
 Above it, an inverted file: k-means cells trained on a seeded sample, each query scanning its
-``nprobe`` nearest cells, whose rows are stored as float16 by default (``IndexIVFScalarQuantizer``). Measured at 1M items against pynndescent and scikit-learn's
-``NearestNeighbors`` (``scripts/bench_audit.py --knn-libraries``, docs/audit.md): exact search is
-hours, pynndescent was faster than IVF at half its recall. IVF is deterministic for a seed (HNSW
-graph building with several threads is not).
+``nprobe`` nearest cells, whose rows are stored as float16 by default (``IndexIVFScalarQuantizer``).
+Measured at 1M items against pynndescent and scikit-learn's ``NearestNeighbors``
+(``scripts/bench_audit.py --knn-libraries``, docs/audit.md): exact search is hours, pynndescent was
+faster than IVF at half its recall. IVF is deterministic for a seed (HNSW graph building with
+several threads is not).
 """
 
 from __future__ import annotations
