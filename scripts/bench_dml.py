@@ -165,7 +165,8 @@ def print_seed_means(df):
         if len(paired):
             d_r1 = 100 * (paired["recall_at_1"] - paired["recall_at_1_base"]).mean()
             d_opis = (paired["opis"] / paired["opis_base"] - 1).mean()
-            cells += [f"{d_r1:+.2f}", f"{d_opis:+.1%}", f"{int((paired['opis'] < paired['opis_base']).sum())} / {len(paired)}"]
+            fell = int((paired["opis"] < paired["opis_base"]).sum())
+            cells += [f"{d_r1:+.2f}", f"{d_opis:+.1%}", f"{fell} / {len(paired)}"]
         else:
             cells += ["-", "-", "-"]
         print("| " + " | ".join(cells) + " |", flush=True)
