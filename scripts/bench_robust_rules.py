@@ -21,9 +21,15 @@ absent one that the zero-shot rule fills. Over the same batches, every class giv
 by the cosine baseline in a view is one case, present or absent (no item of it in the batch); per
 group it prints the quantiles of the class's share of the batch and of its items' mean top-1 minus
 top-2 cosine margin over the batch's median item margin, the share the recognised check passes, and
-the absent classes the baseline fills most.
+the absent classes the baseline fills most. A second table takes the pairs of those classes with
+their most frequent runner-up (the class second by cosine for most of their items, itself given 10+
+items) and gives the pair's separation, the squared distance between the two groups' mean rows over
+their mean squared distance to their own mean, when both classes are present and when one is absent.
 
-    python scripts/bench_robust_rules.py [--draws 10] [--batch-size 1000] [--seed 0] [--presence]
+``--oracle`` runs ``cotrain`` as if the batch's classes were known: classified over those classes
+only, against the baseline over all the classes and over the same ones.
+
+    python scripts/bench_robust_rules.py [--draws 10] [--batch-size 1000] [--seed 0] [--presence | --oracle]
 """
 
 from __future__ import annotations
@@ -128,6 +134,83 @@ def presence_cases(s):
     return cases
 
 
+def pair_separations(s):
+    """Per view, per class the baseline gives 10+ items: ``(pair, both present, separation)`` with its
+    most frequent runner-up among those classes."""
+    index = {c: i for i, c in enumerate(s["classes"])}
+    y = np.array([index[c] for c in s["labels"]])
+    T = l2_normalize(np.asarray(s["class_emb"], dtype=np.float64))
+    present = np.bincount(y, minlength=len(T)) > 0
+    out = []
+    for X in s["views"].values():
+        X = l2_normalize(X.astype(np.float64))
+        order = np.argsort(-(X @ T.T), axis=1)
+        pred = order[:, 0]
+        big = np.bincount(pred, minlength=len(T)) >= 10
+        for c in np.flatnonzero(big):
+            runner_up = np.bincount(order[pred == c, 1], minlength=len(T)) * big
+            if runner_up.max() == 0:
+                continue
+            b = runner_up.argmax()
+            groups = [X[pred == c], X[pred == b]]
+            means = [g.mean(axis=0) for g in groups]
+            spread = np.mean([((g - m) ** 2).sum(axis=1).mean() for g, m in zip(groups, means)])
+            pair = " / ".join(sorted((s["classes"][c], s["classes"][b])))
+            out.append((pair, bool(present[c] and present[b]), ((means[0] - means[1]) ** 2).sum() / spread))
+    return out
+
+
+def print_separations(sets, batches):
+    table = Table(title="Does a pair of classes look different when one of them is absent? The pairs of the "
+                        "absent classes filled most, over StatA's batches: separation quantiles 10% / 50% / 90%")
+    for col in ("set", "pair", "both present: cases", "separation", "one absent: cases", "separation "):
+        table.add_column(col, justify="left" if col in ("set", "pair") else "right")
+    for name in SETS:
+        cases = [c for setting in SETTINGS for rows in batches[name][setting]
+                 for c in pair_separations(subset(sets[name], rows))]
+        absent = {}
+        for pair, both, _ in cases:
+            absent[pair] = absent.get(pair, 0) + (not both)
+        for pair in sorted(absent, key=absent.get, reverse=True)[:3]:
+            cells = []
+            for both in (True, False):
+                sep = np.array([c[2] for c in cases if c[0] == pair and c[1] == both])
+                cells += [str(sep.size), " / ".join(f"{q:.3f}" for q in np.quantile(sep, [0.1, 0.5, 0.9]))
+                          if sep.size else "-"]
+            table.add_row(name, pair, *cells)
+    Console(width=220).print(table)
+
+
+def print_oracle(sets, batches):
+    """``cotrain`` with the batch's classes known, against the baseline."""
+    def accuracy(s, keep):
+        index = [s["classes"].index(c) for c in keep]
+        source = ArraySource(s["views"], labels=s["labels"], batch_rows=len(s["labels"]))
+        outcome = classify(source, PairwiseClassifier(**PARAMS, seed=0), np.asarray(s["class_emb"])[index], keep,
+                           methods=["cotrain"])
+        return {m: np.mean(list(outcome.methods[m]["accuracy"].values())) for m in ("baseline", "cotrain")}
+
+    columns = ("cotrain, all classes - baseline, all", "baseline, classes known - baseline, all",
+               "cotrain, classes known - baseline, all", "cotrain, classes known - baseline, classes known")
+    table = Table(title="If the batch's classes were known: accuracy change, mean over views, over StatA's batches "
+                        "(mean (worst draw)); a batch of one class is classified right by any rule")
+    for col in ("set", "setting", *columns):
+        table.add_column(col, justify="left" if col in ("set", "setting") else "right")
+    for name in SETS:
+        for setting in SETTINGS:
+            rows = []
+            for draw in batches[name][setting]:
+                s = subset(sets[name], draw)
+                full = accuracy(s, s["classes"])
+                held = [c for c in s["classes"] if c in set(s["labels"])]
+                known = accuracy(s, held) if len(held) > 1 else {"baseline": 1.0, "cotrain": 1.0}
+                rows.append((full["cotrain"] - full["baseline"], known["baseline"] - full["baseline"],
+                             known["cotrain"] - full["baseline"], known["cotrain"] - known["baseline"]))
+            rows = np.array(rows)
+            table.add_row(name, setting, *(f"{rows[:, k].mean():+.3f} ({rows[:, k].min():+.3f})" for k in range(4)))
+    Console(width=220).print(table)
+
+
 def print_presence(sets, batches):
     table = Table(title="Can a class's batch statistics tell present from absent? Classes the baseline gives 10+ "
                         "items, per view, over StatA's batches: quantiles 10% / 50% / 90%")
@@ -146,6 +229,7 @@ def print_presence(sets, batches):
                           " / ".join(f"{q:.2f}" for q in np.quantile(rel, [0.1, 0.5, 0.9])), f"{known.mean():.0%}",
                           "; ".join(f"{c[4]} ({round(c[1] * c[5])}, {c[2]:.2f})" for c in top) or "-")
     Console(width=220).print(table)
+    print_separations(sets, batches)
 
 
 def main():
@@ -154,12 +238,15 @@ def main():
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--presence", action="store_true", help="the presence statistics instead of the rules")
+    ap.add_argument("--oracle", action="store_true", help="cotrain with the batch's classes known")
     args = ap.parse_args()
     sets = datasets.real_sets()
     rng = np.random.default_rng(args.seed)
     batches = {name: draw_batches(sets[name]["labels"], args.draws, args.batch_size, rng) for name in SETS}
     if args.presence:
         return print_presence(sets, batches)
+    if args.oracle:
+        return print_oracle(sets, batches)
     cells = {rule: [] for rule in RULES}
     for name in SETS:
         for setting in SETTINGS:

@@ -56,7 +56,8 @@ METHODS = {
     "baseline": Method(pairwise.baseline, "full-embedding cosine argmax", 1, pairs=False),
     "pairwise": Method(pairwise.pairwise, "the seed: a bracket of matches on each pair's dimensions", 2),
     "proto": Method(pairwise.proto, "pairwise, class embeddings moved towards their items, pairwise again", 4),
-    "cotrain": Method(pairwise.cotrain, "proto, learning only from the items on which the two views agree", 5),
+    "cotrain": Method(pairwise.cotrain, "proto, learning only from the items on which the two views (one view: its "
+                       "bracket and the cosine) agree", 5),
     "joint": Method(pairwise.joint, "proto on both views side by side: one label per item", 4),
     "transclip": Method(mixture.transclip, "TransCLIP-ZS, the transductive peer (in memory)", 2,
                         max_items=mixture.IN_MEMORY_LIMIT, pairs=False),
