@@ -260,6 +260,7 @@ class Match(str, Enum):
 
 
 class ProtoPrior(str, Enum):
+    auto = "auto"
     min_count = "min-count"
     class_ = "class"
 
@@ -354,11 +355,12 @@ def classify(
         ProtoPrior,
         typer.Option(
             help="What a class embedding is worth against its items' mean in the prototype step (proto and the "
-            "methods built on it): min-count (that many items), or class (one average class of the batch: "
-            "safer when a batch holds only a few of the classes, at some accuracy on full catalogues).",
+            "methods built on it): min-count (that many items), class (one average class of the batch: "
+            "safer when a batch holds only a few of the classes, at some accuracy on full catalogues), or auto "
+            "(class with one view, whose only second opinion is the zero-shot rule; min-count with two).",
             rich_help_panel=TUNING,
         ),
-    ] = ProtoPrior.min_count,
+    ] = ProtoPrior.auto,
     center: Annotated[
         Center, typer.Option(help="none, or balanced: remove the items' class-balanced mean and the classes' mean "
                              "first.", rich_help_panel=TUNING)

@@ -146,7 +146,7 @@ def _hash_ids(ids):
 
 
 def classify(source, estimator, class_embeddings, class_names, *, methods=(DEFAULT_METHOD,),
-             proto_prior="min-count", center="none", encoder=None, sink=None, engine=None, cache=True,
+             proto_prior="auto", center="none", encoder=None, sink=None, engine=None, cache=True,
              cache_dir=None, progress=None, examples=0):
     """Classify every item of ``source`` with each method, per view, and score the predictions.
 
@@ -159,8 +159,10 @@ def classify(source, estimator, class_embeddings, class_names, *, methods=(DEFAU
     class_names : sequence of str
     methods : sequence of str
         Names from :data:`pairclass.methods.METHODS` (or ``"all"``); the baseline always runs.
-    proto_prior : {"min-count", "class"}
-        What a class embedding weighs in the prototype step of the methods built on ``proto``.
+    proto_prior : {"auto", "min-count", "class"}
+        What a class embedding weighs in the prototype step of the methods built on ``proto``
+        (``"auto"``: ``"class"`` with one view, ``"min-count"`` with two; see
+        :func:`pairclass.methods.prototypes.resolve_prior`).
     center : {"none", "balanced"}
         ``"balanced"`` runs every method on balanced-centred items and centred class embeddings
         (one more scan, see :mod:`pairclass.center`).

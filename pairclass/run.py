@@ -52,7 +52,7 @@ def run_classify(
     labels=None,
     keep_cols=(),
     methods=(DEFAULT_METHOD,),
-    proto_prior="min-count",
+    proto_prior="auto",
     center="none",
     encoder=None,
     out=None,

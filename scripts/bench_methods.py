@@ -10,8 +10,9 @@ Class embeddings are the class names ("{}"); "+ens" rows average the default pro
 "+copeland" rows play a round robin instead of the knockout bracket (classify --tournament copeland);
 "+midpoint" / "+fisher" / "+seed match" rows score matches that way instead of the method's own
 (classify --match: pairwise's own is the seed's cosine, the others' is fisher);
-"+class prior" rows weigh each class embedding as one average class of the batch in the prototype
-step instead of min_count items (classify --proto-prior class);
+"+class prior" / "+min-count prior" rows weigh each class embedding as one average class of the batch
+/ as min_count items in the prototype step, whatever the views (classify --proto-prior; the default,
+auto, is the class prior with one view and min_count with two);
 "+encoder" rows classify through a metric-learning head (classify --encoder) fitted as ``pairclass train``
 fits it (Proxy Anchor, the defaults) on other classes and other items than the set's: for fashion-13
 and flipkart, the 57 fashion articleTypes of 50+ items outside the 13; for fashion-sub (which holds
@@ -63,13 +64,14 @@ VARIANTS = {
     "+fisher": {"match": "fisher"},
     "+seed match": {"match": "cosine"},
     "+class prior": {"proto_prior": "class"},
+    "+min-count prior": {"proto_prior": "min-count"},
     "+encoder": {"encoder": True},
 }
 # Set -> the training set of its head (see heads()).
 HEAD_TRAINING = {"flipkart": "fashion-other", "fashion-13": "fashion-other", "fashion-sub": "flipkart-l2"}
 
 
-def evaluate(method, s, class_emb, seed, center="none", tournament="bracket", match=None, proto_prior="min-count",
+def evaluate(method, s, class_emb, seed, center="none", tournament="bracket", match=None, proto_prior="auto",
              encoder=None):
     t = time.perf_counter()
     estimator = PairwiseClassifier(**PARAMS, seed=seed, tournament=tournament, match=match)
@@ -164,7 +166,8 @@ def main():
     variants += [(m, "+center") for m in ("baseline", DEFAULT_METHOD, "transclip") if m in methods]
     variants += [(m, "+copeland") for m in ("pairwise", DEFAULT_METHOD) if m in methods]
     variants += [("pairwise", "+midpoint"), ("pairwise", "+fisher"), (DEFAULT_METHOD, "+midpoint"),
-                 (DEFAULT_METHOD, "+seed match"), (DEFAULT_METHOD, "+class prior")]
+                 (DEFAULT_METHOD, "+seed match"), (DEFAULT_METHOD, "+class prior"),
+                 (DEFAULT_METHOD, "+min-count prior")]
     variants += [(m, "+encoder") for m in ("baseline", "pairwise") if m in methods]
     # The baseline's plain row comes first: the (!) mark compares with it.
     variants = [v for v in variants if wanted is None or "".join(v) in wanted or v == ("baseline", "")]
@@ -202,7 +205,8 @@ def main():
     base = {}
     rows_to_run = [(m, "") for m in methods] + [(m, "+center") for m in ("baseline", DEFAULT_METHOD)]
     rows_to_run += [(DEFAULT_METHOD, "+copeland"), ("pairwise", "+fisher"), (DEFAULT_METHOD, "+midpoint"),
-                    (DEFAULT_METHOD, "+seed match"), (DEFAULT_METHOD, "+class prior")]
+                    (DEFAULT_METHOD, "+seed match"), (DEFAULT_METHOD, "+class prior"),
+                    (DEFAULT_METHOD, "+min-count prior")]
     rows_to_run += [("baseline", "+ens"), (DEFAULT_METHOD, "+ens")]
     rows_to_run = [r for r in rows_to_run if wanted is None or "".join(r) in wanted or r == ("baseline", "")]
     f13 = sets["fashion-13"]

@@ -5,7 +5,9 @@ back, per item or per class, to the zero-shot (cosine baseline) label:
 
 - ``cotrain``: the current default, as it is.
 - ``cotrain, class prior``: the prototype step weighs each class embedding as one average class of
-  the batch (``classify --proto-prior class``) instead of ``min_count`` items.
+  the batch (``classify --proto-prior class``) with any number of views; ``cotrain, min-count
+  prior``: as ``min_count`` items with any number of views (the default, ``auto``, takes the class
+  prior with one view and ``min_count`` with two).
 - ``recognised fallback``: a class whose final items, taken together, the zero-shot rule names as
   another class is taken for absent; its items keep their zero-shot label.
 - ``margin fallback``: an item keeps cotrain's label only when the zero-shot cosine of that label is
@@ -75,6 +77,7 @@ def agree(other):
 RULES = {
     "cotrain": lambda p, X, T: p["cotrain"],
     "cotrain, class prior": lambda p, X, T: p["cotrain class prior"],
+    "cotrain, min-count prior": lambda p, X, T: p["cotrain min-count prior"],
     "recognised fallback": recognised_fallback,
     "margin fallback": margin_fallback,
     "agree with pairwise": agree("pairwise"),
@@ -83,7 +86,7 @@ RULES = {
 }
 
 
-def predictions(s, proto_prior="min-count", methods=METHODS):
+def predictions(s, proto_prior="auto", methods=METHODS):
     """``{view: {method: class indices}}`` on the batch ``s`` (the baseline included)."""
     sink = MemorySink()
     source = ArraySource(s["views"], batch_rows=len(s["labels"]))
@@ -101,12 +104,12 @@ def changes(s):
     y = np.array([index[c] for c in s["labels"]])
     T = l2_normalize(np.asarray(s["class_emb"], dtype=np.float64))
     pred = predictions(s)
-    prior = predictions(s, "class", ["cotrain"])
+    prior = {name: predictions(s, name, ["cotrain"]) for name in ("class", "min-count")}
     out = {}
     for rule, f in RULES.items():
         per_view = []
         for v, X in s["views"].items():
-            p = dict(pred[v], **{"cotrain class prior": prior[v]["cotrain"]})
+            p = dict(pred[v], **{f"cotrain {name} prior": prior[name][v]["cotrain"] for name in prior})
             got = f(p, l2_normalize(X.astype(np.float64)), T)
             per_view.append((got == y).mean() - (p["baseline"] == y).mean())
         out[rule] = float(np.mean(per_view))

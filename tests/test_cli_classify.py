@@ -259,12 +259,14 @@ def test_proto_prior_option_reaches_the_methods(tmp_path, make_files):
     emb, cls = make_files(n_classes=3)
     views, T, names = read_fixture(emb, cls)
     got = {}
-    for prior in ("min-count", "class"):
+    for prior in ("min-count", "class", "auto"):
         got[prior] = classify_preds(emb, cls, tmp_path / f"{prior}.parquet", "--proto-prior", prior, method="proto")
         expected = run_methods(views, l2_normalize(T), ["proto"], PairwiseClassifier(k=4, min_count=3),
                                proto_prior=prior)[1]["proto"]
         assert got[prior] == {v: names[p].tolist() for v, p in expected.items()}
     assert got["min-count"] != got["class"]
+    # Two views: auto is min-count, and it is the default.
+    assert got["auto"] == got["min-count"] == classify_preds(emb, cls, tmp_path / "default.parquet", method="proto")
 
     assert rejected("classify", tmp_path / "missing.parquet", "--classes", cls, "--proto-prior", "items") == (
-        "Error: Invalid value for '--proto-prior': Value error, 'items' is not one of 'min-count', 'class'.\n")
+        "Error: Invalid value for '--proto-prior': Value error, 'items' is not one of 'auto', 'min-count', 'class'.\n")

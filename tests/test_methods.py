@@ -95,10 +95,14 @@ def test_pairwise_keeps_the_seed_match_and_proto_takes_fisher_matches():
     assert (run(views, T, "proto", match="cosine")["a"] != expected).any()
 
 
+def average_class(counts):
+    return counts.sum() / counts.size
+
+
 @pytest.mark.parametrize("prior", ["min-count", "class"])
 def test_cotrain_learns_from_the_items_both_views_agree_on(prior):
     views, T, _ = two_views(1)
-    n0 = None if prior == "min-count" else (lambda counts: counts.sum() / counts.size)
+    n0 = None if prior == "min-count" else average_class
     agreed, refined = reference_cotrain_embeddings(views, T, n0)
     assert (agreed == -1).any() and (agreed >= 0).any()
     got = run_methods(views, T, ["cotrain"], PairwiseClassifier(**EST), proto_prior=prior)[1]["cotrain"]
@@ -236,7 +240,8 @@ def test_proto_moves_only_recognised_classes_and_cotrain_takes_either_views(monk
     run({"a": X}, T, "proto")
     assert recognised_classes(X, T, labels).tolist() == [True, True, False]
     np.testing.assert_array_equal(made[1][2], T[2])
-    np.testing.assert_allclose(made[1][:2], refine_class_embeddings(X, T, labels, prior_count=3)[:2])
+    # One view: the class embedding weighs one average class, 80 / 3 items.
+    np.testing.assert_allclose(made[1][:2], refine_class_embeddings(X, T, labels, prior_count=80 / 3)[:2])
     assert not np.allclose(made[1][:2], T[:2])
 
     # Yet view a recognises class 1, so class 1 moves in both views' last classifier.
@@ -269,9 +274,23 @@ def test_cli_unknown_method(make_files):
     assert result.stderr == (f"Error: unknown method 'magic'; choose from {', '.join(METHODS)} or all\n")
 
 
+@pytest.mark.parametrize("method", ["proto", "cotrain", "cotrain_gmm"])
+def test_the_auto_prior_is_one_average_class_with_one_view_and_min_count_with_two(method):
+    views, T, _ = two_views(5)
+    one = {"a": views["a"]}
+
+    def preds(views, prior):
+        return run_methods(views, T, [method], PairwiseClassifier(**EST), proto_prior=prior)[1][method]
+
+    for v, p in preds(views, "auto").items():
+        np.testing.assert_array_equal(p, preds(views, "min-count")[v])
+    np.testing.assert_array_equal(preds(one, "auto")["a"], preds(one, "class")["a"])
+    assert (preds(one, "class")["a"] != preds(one, "min-count")["a"]).any()
+
+
 def test_unknown_proto_prior_is_an_input_error():
     views, T, _ = two_views()
-    with pytest.raises(InputError, match="unknown prototype prior 'items'; choose from min-count, class"):
+    with pytest.raises(InputError, match="unknown prototype prior 'items'; choose from auto, min-count, class"):
         run_methods(views, T, ["cotrain"], proto_prior="items")
 
 
@@ -280,7 +299,8 @@ def test_two_view_methods_on_one_view_learn_where_the_bracket_and_the_zero_shot_
     views, T, _ = two_views(4)
     X = views["a"]
     got = run({"a": X}, T, method)["a"]
-    agreed, refined = reference_cotrain_embeddings({"a": X}, T)
+    # With one view the default prior is one average class.
+    agreed, refined = reference_cotrain_embeddings({"a": X}, T, average_class)
     assert (agreed == -1).any() and (agreed >= 0).any()
     if method == "cotrain":
         np.testing.assert_array_equal(got, fisher(refined["a"], X, agreed).predict(X))

@@ -17,9 +17,11 @@ Why two learners must agree: a class the batch barely holds (absent, or a few it
 neighbour's thousands) wins the tail of that neighbour, and its prototype, moved onto those items,
 would draw more of them. Items two learners of different kinds give the same class are rarely such a
 tail. With one view the zero-shot rule is that second learner: on full fashion-sub (one view, 27
-classes, three with under 0.3% of the items) learning only from the items it agrees on keeps +4.0
-points over the baseline where learning from every bracket label kept +2.2, and it lifts every
-partial-batch setting of fashion-13 (docs/methods.md, "Robust on partial batches").
+classes) learning only from the items it agrees on keeps +4.0 points over the baseline where
+learning from every bracket label kept +2.2, and it lifts every partial-batch setting of fashion-13
+(with the ``min-count`` prior; docs/methods.md, "Robust on partial batches"). The zero-shot rule made
+the tail an absent class wins, though, so its agreement keeps that tail: with one view the default
+prior is one average class (:func:`prototypes.resolve_prior`).
 
 Why only recognised classes move: a class absent from a batch can still win many items in the
 bracket, on pair dimensions that encode something else (a brand of a present class). Taken together
@@ -37,7 +39,7 @@ from sklearn.base import clone
 
 from ..classify import baseline_scores
 from .passes import Pass, Predict
-from .prototypes import moved, prior_count, recognised
+from .prototypes import moved, prior_count, recognised, resolve_prior
 
 __all__ = ["Context", "baseline", "pairwise", "proto", "cotrain", "joint"]
 
@@ -53,15 +55,16 @@ class Context:
         L2-normalised.
     inputs : sequence of str
         The views each batch carries.
-    proto_prior : {"min-count", "class"}
-        What a class embedding is worth in the prototype step (:func:`prototypes.prior_count`).
+    proto_prior : {"auto", "min-count", "class"}
+        What a class embedding is worth in the prototype step (:func:`prototypes.prior_count`);
+        ``"auto"`` is resolved here by the number of inputs (:func:`prototypes.resolve_prior`).
     """
 
-    def __init__(self, estimator, class_embeddings, inputs, *, proto_prior="min-count"):
+    def __init__(self, estimator, class_embeddings, inputs, *, proto_prior="auto"):
         self.estimator = estimator
         self.class_embeddings = class_embeddings
         self.inputs = tuple(inputs)
-        self.proto_prior = proto_prior
+        self.proto_prior = resolve_prior(proto_prior, len(self.inputs))
 
     def classifier(self, class_embeddings, match):
         """A started clone of the estimator on ``class_embeddings``; ``match`` unless one was set."""

@@ -10,11 +10,33 @@ import numpy as np
 from ..classify import l2_normalize
 from ..crossvar import GroupStats
 
-__all__ = ["PROTO_PRIORS", "class_sums", "moved", "recognised", "refine_class_embeddings", "recognised_classes",
-           "prior_count"]
+__all__ = ["PROTO_PRIORS", "resolve_prior", "class_sums", "moved", "recognised", "refine_class_embeddings",
+           "recognised_classes", "prior_count"]
 
 # What a class embedding is worth against its items' mean in the prototype step.
-PROTO_PRIORS = ("min-count", "class")
+PROTO_PRIORS = ("auto", "min-count", "class")
+
+
+def resolve_prior(proto_prior, n_views):
+    """The prior ``"auto"`` stands for: ``"class"`` with one view, ``"min-count"`` with two or more.
+
+    With two views an item moves a class only when both views' brackets give it that class, and the
+    tail that an absent class wins from a present neighbour seldom survives in both. With one view the
+    second learner is the zero-shot rule, which made that tail in the first place, so its agreement
+    keeps it; the class embedding itself must then hold the class back, and one average class of the
+    items (``"class"``) makes a class that gathers a small share of them move little. Measured on
+    StatA's protocol and the full sets in docs/methods.md ("Robust on partial batches").
+
+    Examples
+    --------
+    >>> resolve_prior("auto", 1), resolve_prior("auto", 2), resolve_prior("min-count", 1)
+    ('class', 'min-count', 'min-count')
+    """
+    if proto_prior not in PROTO_PRIORS:
+        raise ValueError(f"unknown prototype prior {proto_prior!r}; choose from {', '.join(PROTO_PRIORS)}")
+    if proto_prior == "auto":
+        return "class" if n_views == 1 else "min-count"
+    return proto_prior
 
 
 def class_sums(X, labels, n_classes, norms=None):
@@ -69,8 +91,8 @@ def prior_count(proto_prior, counts, min_count):
     already distrusts a pair's statistics: the mean of that many items counts half as much as the
     text anchor), or for ``"class"`` one average class of the labelled items, ``sum(counts) / C``
     (the prior ``cotrain_gmm`` puts on its means: safer when a batch holds few of the classes)."""
-    if proto_prior not in PROTO_PRIORS:
-        raise ValueError(f"unknown prototype prior {proto_prior!r}; choose from {', '.join(PROTO_PRIORS)}")
+    if proto_prior not in PROTO_PRIORS[1:]:
+        raise ValueError(f"unknown prototype prior {proto_prior!r}; choose from {', '.join(PROTO_PRIORS[1:])}")
     return counts.sum() / counts.size if proto_prior == "class" else min_count
 
 
