@@ -194,9 +194,9 @@ def proto(ctx, joint=False):
 
 
 def agreed_stage(ctx):
-    """``cotrain``'s first stage: each view's ``proto`` stage, the classes its bracket and the other
-    view's agree on (-1 where they disagree; with one view, where its bracket and the zero-shot cosine
-    argmax disagree), and the class embeddings moved towards those items for the classes either view
+    """``cotrain``'s first stage: each view's ``proto`` stage, the classes the two views' brackets
+    agree on (-1 where they disagree; with one view, where its bracket and the zero-shot cosine argmax
+    disagree), and the class embeddings moved towards those items for the classes either view
     recognises.
 
     Returns
