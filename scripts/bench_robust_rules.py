@@ -86,6 +86,14 @@ RULES = {
 }
 
 
+def truth(s):
+    """The batch ``s``'s class index per item, its normalised class embeddings, and which classes it holds."""
+    index = {c: i for i, c in enumerate(s["classes"])}
+    y = np.array([index[c] for c in s["labels"]])
+    T = l2_normalize(np.asarray(s["class_emb"], dtype=np.float64))
+    return y, T, np.bincount(y, minlength=len(T)) > 0
+
+
 def predictions(s, proto_prior="auto", methods=METHODS):
     """``{view: {method: class indices}}`` on the batch ``s`` (the baseline included)."""
     sink = MemorySink()
@@ -100,9 +108,7 @@ def predictions(s, proto_prior="auto", methods=METHODS):
 
 def changes(s):
     """``{rule: accuracy change vs the baseline, averaged over the views}`` on the batch ``s``."""
-    index = {c: i for i, c in enumerate(s["classes"])}
-    y = np.array([index[c] for c in s["labels"]])
-    T = l2_normalize(np.asarray(s["class_emb"], dtype=np.float64))
+    y, T, _ = truth(s)
     pred = predictions(s)
     prior = {name: predictions(s, name, ["cotrain"]) for name in ("class", "min-count")}
     out = {}
@@ -119,10 +125,7 @@ def changes(s):
 def presence_cases(s):
     """Per view, one case per class the baseline gives 10 or more items: ``(present, share, relative
     margin, recognised, class)``."""
-    index = {c: i for i, c in enumerate(s["classes"])}
-    y = np.array([index[c] for c in s["labels"]])
-    T = l2_normalize(np.asarray(s["class_emb"], dtype=np.float64))
-    present = np.bincount(y, minlength=len(T)) > 0
+    y, T, present = truth(s)
     cases = []
     for X in s["views"].values():
         X = l2_normalize(X.astype(np.float64))
@@ -140,10 +143,7 @@ def presence_cases(s):
 def pair_separations(s):
     """Per view, per class the baseline gives 10+ items: ``(pair, both present, separation)`` with its
     most frequent runner-up among those classes."""
-    index = {c: i for i, c in enumerate(s["classes"])}
-    y = np.array([index[c] for c in s["labels"]])
-    T = l2_normalize(np.asarray(s["class_emb"], dtype=np.float64))
-    present = np.bincount(y, minlength=len(T)) > 0
+    y, T, present = truth(s)
     out = []
     for X in s["views"].values():
         X = l2_normalize(X.astype(np.float64))
