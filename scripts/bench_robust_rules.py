@@ -52,7 +52,7 @@ from bench_robust import SETS, SETTINGS, draw_batches  # noqa: E402
 from pairclass import PairwiseClassifier  # noqa: E402
 from pairclass.classify import l2_normalize  # noqa: E402
 from pairclass.io import ArraySource, MemorySink  # noqa: E402
-from pairclass.methods.prototypes import recognised_classes  # noqa: E402
+from pairclass.methods.prototypes import recognised_classes, resolve_prior  # noqa: E402
 from pairclass.pipeline import classify  # noqa: E402
 
 METHODS = ["pairwise", "cotrain", "cotrain_gmm", "stata"]
@@ -110,14 +110,15 @@ def changes(s):
     """``{rule: accuracy change vs the baseline, averaged over the views}`` on the batch ``s``."""
     y, T, _ = truth(s)
     pred = predictions(s)
-    prior = {name: predictions(s, name, ["cotrain"]) for name in ("class", "min-count")}
+    default = resolve_prior("auto", len(s["views"]))
+    prior = {name: pred if name == default else predictions(s, name, ["cotrain"]) for name in ("class", "min-count")}
+    views = {v: l2_normalize(X.astype(np.float64)) for v, X in s["views"].items()}
     out = {}
     for rule, f in RULES.items():
         per_view = []
-        for v, X in s["views"].items():
+        for v, X in views.items():
             p = dict(pred[v], **{f"cotrain {name} prior": prior[name][v]["cotrain"] for name in prior})
-            got = f(p, l2_normalize(X.astype(np.float64)), T)
-            per_view.append((got == y).mean() - (p["baseline"] == y).mean())
+            per_view.append((f(p, X, T) == y).mean() - (p["baseline"] == y).mean())
         out[rule] = float(np.mean(per_view))
     return out
 
